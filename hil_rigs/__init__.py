@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop rigs: rig files, board emulator, fault injection, pytest plugin."""
