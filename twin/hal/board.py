@@ -24,7 +24,16 @@ from typing import Protocol, runtime_checkable
 
 from .frame import ActuatorCommand, SensorFrame
 
-__all__ = ["Board", "BoardInfo"]
+__all__ = ["Board", "BoardInfo", "BoardError"]
+
+
+class BoardError(Exception):
+    """A board could not serve a step or take a command (link lost, timeout, reboot).
+
+    The executive counts it and carries on with a stale frame, so the flight
+    software's FDIR sees the staleness; it never stops the control loop.
+    Transports subclass it with their own, more precise errors.
+    """
 
 
 @dataclass(frozen=True)
