@@ -1,0 +1,116 @@
+"""Store-and-forward downlink queue with priorities and a finite buffer.
+
+Three classes, sent in this order: FDIR events (0), housekeeping (1), compute
+results (2). Within a class data leaves oldest first. When new data does not
+fit, room is made by dropping the oldest data of the lowest-priority class that
+is not more important than the new data; if that is not enough, the new data
+that does not fit is dropped. Byte counts are integers, so the books balance
+exactly: ``generated == downlinked + dropped + queued``, per class and in total.
+
+Data is kept in chunks of ``(time of first byte, bytes)``; data arriving within
+``chunk_s`` of a chunk's start joins it, which bounds the bookkeeping and makes
+the age of the oldest byte exact to ``chunk_s``.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["DownlinkQueue", "EVENTS", "HOUSEKEEPING", "COMPUTE", "PRIORITY_NAMES"]
+
+EVENTS, HOUSEKEEPING, COMPUTE = 0, 1, 2
+PRIORITY_NAMES = ("events", "housekeeping", "compute")
+
+
+class DownlinkQueue:
+    """Per-class FIFO of byte chunks; see the module docstring. All counters are ints."""
+
+    def __init__(self, capacity_bytes: int, chunk_s: float = 10.0):
+        self.capacity = int(capacity_bytes)
+        self.chunk_s = chunk_s
+        n = len(PRIORITY_NAMES)
+        self._chunks: list[deque[list]] = [deque() for _ in range(n)]
+        self.queued = [0] * n
+        self.generated = [0] * n
+        self.downlinked = [0] * n
+        self.dropped = [0] * n
+        self.total_queued = 0
+
+    def put(self, prio: int, nbytes: int, t_s: float) -> int:
+        """Queue ``nbytes`` of class ``prio`` generated at ``t_s``; returns the bytes dropped to make room."""
+        if nbytes <= 0:
+            return 0
+        self.generated[prio] += nbytes
+        excess = self.total_queued + nbytes - self.capacity
+        dropped = 0
+        if excess > 0:
+            for victim in range(len(self._chunks) - 1, prio - 1, -1):
+                freed = self._evict(victim, excess)
+                dropped += freed
+                excess -= freed
+                if excess <= 0:
+                    break
+            if excess > 0:
+                lost = min(nbytes, excess)
+                self.dropped[prio] += lost
+                dropped += lost
+                nbytes -= lost
+        if nbytes:
+            chunks = self._chunks[prio]
+            if chunks and t_s - chunks[-1][0] < self.chunk_s:
+                chunks[-1][1] += nbytes
+            else:
+                chunks.append([t_s, nbytes])
+            self.queued[prio] += nbytes
+            self.total_queued += nbytes
+        return dropped
+
+    def _evict(self, prio: int, nbytes: int) -> int:
+        chunks = self._chunks[prio]
+        freed = 0
+        while chunks and freed < nbytes:
+            head = chunks[0]
+            take = min(head[1], nbytes - freed)
+            head[1] -= take
+            freed += take
+            if head[1] == 0:
+                chunks.popleft()
+        self.queued[prio] -= freed
+        self.dropped[prio] += freed
+        self.total_queued -= freed
+        return freed
+
+    def send(self, nbytes: int) -> int:
+        """Downlink up to ``nbytes``, most important first; returns the bytes sent."""
+        budget = nbytes
+        for prio, chunks in enumerate(self._chunks):
+            while chunks and budget > 0:
+                head = chunks[0]
+                take = min(head[1], budget)
+                head[1] -= take
+                budget -= take
+                self.queued[prio] -= take
+                self.downlinked[prio] += take
+                if head[1] == 0:
+                    chunks.popleft()
+            if budget <= 0:
+                break
+        sent = nbytes - budget
+        self.total_queued -= sent
+        return sent
+
+    def oldest_age_s(self, t_s: float) -> float:
+        """Age of the oldest byte waiting (0 when empty)."""
+        heads = [c[0][0] for c in self._chunks if c]
+        return max(0.0, t_s - min(heads)) if heads else 0.0
+
+    @property
+    def total_generated(self) -> int:
+        return sum(self.generated)
+
+    @property
+    def total_downlinked(self) -> int:
+        return sum(self.downlinked)
+
+    @property
+    def total_dropped(self) -> int:
+        return sum(self.dropped)

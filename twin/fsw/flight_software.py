@@ -1,0 +1,135 @@
+"""The flight software as the executive sees it: tasks in order, one frame in, one command out.
+
+Per tick the executive calls :meth:`FlightSoftware.on_frame`, steps the tasks
+due (in this order: monitor, soc, fdir, thermal, power, links, watchdog), then
+:meth:`~FlightSoftware.command` and :meth:`~FlightSoftware.housekeeping`. Tasks
+share state by reference: each reads the outputs of those before it this tick
+(and of those after it from the previous tick).
+"""
+from __future__ import annotations
+
+from twin.hal import N_ISL, N_TPU_GROUPS, ActuatorCommand, FswHousekeeping, SensorFrame
+
+from .base import EventLog, Task
+from .config import FswConfig
+from .contact_plan import ContactPlanner
+from .downlink_queue import DownlinkQueue
+from .links import LinkScheduler
+from .modes import SAFE, ModeManager
+from .power import PowerManager
+from .shedding import LoadShedder
+from .soc import SocEstimator
+from .thermal import ThermalController
+from .validity import SensorMonitor
+from .watchdog import WatchdogService
+
+__all__ = ["FlightSoftware"]
+
+_NAN = float("nan")
+
+
+def _unit(x: float) -> float:
+    return x if 0.0 <= x <= 1.0 else (1.0 if x > 1.0 else 0.0)  # NaN -> 0
+
+
+class FlightSoftware:
+    """Thermal, power, links and FDIR for one satellite; the executive's contract.
+
+    Attributes beyond the contract, for tests and summaries: ``event_log``
+    (:class:`~twin.fsw.base.EventLog` of FDIR actions), ``fdir_events``,
+    ``task_faults``, ``last_command``, and the tasks by role (``monitor``,
+    ``soc``, ``modes``, ``thermal``, ``power``, ``links``, ``watchdog``) with
+    the shared ``shedder``, ``planner`` and ``queue``.
+    """
+
+    def __init__(self, config: FswConfig | None = None):
+        cfg = self.config = config if config is not None else FswConfig()
+        r = cfg.rates
+        self.event_log = EventLog()
+        self.monitor = SensorMonitor(cfg.monitor, r.monitor_hz)
+        self.soc = SocEstimator(cfg.battery, self.monitor, cfg.monitor.stale_limit_s, r.soc_hz)
+        self.shedder = LoadShedder(cfg.power, self.event_log)
+        self.planner = ContactPlanner(cfg.orbit, cfg.stations, cfg.min_elevation_deg, cfg.links.contact_margin_s)
+        self.queue = DownlinkQueue(int(cfg.links.buffer_bytes), cfg.links.chunk_s)
+        self.modes = ModeManager(cfg, self.monitor, self.soc, self.shedder, self.event_log, r.fdir_hz)
+        self.thermal = ThermalController(cfg.thermal, self.monitor, self.modes, self.event_log, r.thermal_hz)
+        self.power = PowerManager(cfg, self.monitor, self.soc, self.modes, self.thermal, self.shedder,
+                                  self.planner, self.event_log, r.power_hz)
+        self.links = LinkScheduler(cfg, self.monitor, self.modes, self.power, self.planner, self.queue,
+                                   self.event_log, r.links_hz)
+        self.tasks: list[Task] = [self.monitor, self.soc, self.modes, self.thermal, self.power, self.links]
+        self.health: dict[str, bool] = {}
+        self.watchdog = WatchdogService(self.health, self.tasks, r.watchdog_hz)
+        self.tasks.append(self.watchdog)
+        self.task_faults = 0
+        self.command_faults = 0
+        self.reset(0)
+
+    @property
+    def fdir_events(self) -> int:
+        return self.event_log.count
+
+    def reset(self, t_ns: int) -> None:
+        """Boot or restart: every task back to its initial state, the mode SAFE, estimators re-initialised
+        on the next frame. The downlink queue (mass memory), the event log and the counters survive."""
+        for task in self.tasks:
+            task.reset(t_ns)
+            self.health[task.name] = True
+        self.last_command = ActuatorCommand()
+        self.power.applied = self.links.applied = self.last_command
+        self._frame_t_ns = t_ns
+
+    def on_frame(self, frame: SensorFrame) -> None:
+        self.monitor.set_frame(frame)
+        self._frame_t_ns = frame.t_ns
+
+    def command(self) -> ActuatorCommand:
+        """The merged command for this tick; never raises (falls back to the safe state and counts it)."""
+        try:
+            cmd = self._merge()
+        except Exception:  # a bug here must not stop the loop: send the safe state, keep the watchdog starved
+            self.command_faults += 1
+            last = self.last_command
+            cmd = ActuatorCommand(heater_duty=list(last.heater_duty), charge_enable=last.charge_enable,
+                                  watchdog_kick=last.watchdog_kick)
+        self.last_command = self.power.applied = self.links.applied = cmd
+        return cmd
+
+    def _merge(self) -> ActuatorCommand:
+        health = self.health
+        if not all(health.values()):
+            self._count_faults()
+        modes, thermal, power, links = self.modes, self.thermal, self.power, self.links
+        safe = modes.mode == SAFE
+        tpu_on = power.tpu_on and not safe
+        if tpu_on:
+            level, failed = power.cap, modes.tpu_temp_failed
+            caps = [0.0 if failed[g] else _unit(c if c < level else level) for g, c in enumerate(thermal.cap)]
+        else:
+            caps = [0.0] * N_TPU_GROUPS
+        optical = links.optical_on and tpu_on
+        duty = thermal.heater_duty
+        return ActuatorCommand(
+            heater_duty=[_unit(duty[0]), _unit(duty[1])],
+            switch_tpu=tpu_on, switch_optical=optical, tpu_cap=caps, isl_enable=[optical] * N_ISL,
+            downlink_enable=links.downlink_enable, charge_enable=thermal.charge_enable,
+            watchdog_kick=self.watchdog.kick, fsw_mode=modes.mode)
+
+    def _count_faults(self) -> None:
+        """Count each task that raised this tick (it is unhealthy and was started this tick)."""
+        now = max(task.t_attempt_ns for task in self.tasks)
+        for task in self.tasks:
+            if not self.health.get(task.name, True) and task.t_attempt_ns == now:
+                self.task_faults += 1
+                self.modes.note_task_fault(now, task.name)
+
+    def housekeeping(self) -> FswHousekeeping:
+        q, soc = self.queue, self.soc.soc
+        return FswHousekeeping(
+            mode=self.modes.mode, shed_stage=self.shedder.stage, soc_est=_NAN if soc is None else soc,
+            compute_budget_w=self.power.budget_w, next_contact_s=self.links.next_contact_s,
+            next_eclipse_s=self.power.next_eclipse_s, queue_bytes=float(q.total_queued),
+            generated_bytes=float(q.total_generated), downlinked_bytes=float(q.total_downlinked),
+            dropped_bytes=float(q.total_dropped), oldest_age_s=self.links.oldest_age_s,
+            invalid_channels=self.monitor.invalid_count, fdir_events=self.event_log.count,
+            task_faults=self.task_faults, watchdog_ok=self.watchdog.ok)

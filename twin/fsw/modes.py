@@ -1,0 +1,228 @@
+"""Modes and FDIR: SAFE / DEGRADED / NOMINAL (indices of :data:`twin.hal.MODES`).
+
+The flight software starts and restarts in SAFE. Sensor conditions are judged
+only on readings the monitor calls OK (:mod:`.validity`); an invalid reading is
+its own condition, never a limit violation. Persistence counts samples of the
+task that checks (1 Hz by default). Defaults in brackets; every number is a
+field of :class:`~twin.fsw.config.FswConfig`.
+
+FDIR table
+----------
+
+==  ===============================  ==================  =======================================  ==============================
+#   condition                        persistence         action                                   recovery
+==  ===============================  ==================  =======================================  ==============================
+1   ``t_tpu<g>_c`` not OK (stale,    ``invalid_samples``  group g capped to 0 (its thermal cap     OK for ``recover_samples`` [30];
+    NaN, range, stuck, board flag)   [5]                 restarts from 0); NOMINAL -> DEGRADED    cap ramps back at the thermal
+                                                                                                  recovery rate
+2   ``t_battery_c`` not OK           at once / [5]       charging inhibited at once (thermal);    OK [30]; charging after
+                                                         after [5]: battery heater on fixed       ``charge_ok_samples`` [5] in
+                                                         fallback duty [0.3]; -> DEGRADED         range with margin
+3   ``t_avionics_c`` not OK          [5]                 avionics heater fallback duty [0.3];     OK [30]
+                                                         -> DEGRADED
+4   ``v_battery_v`` or               [5]                 SoC estimate holds / counts on its own   OK [30]
+    ``i_battery_a`` not OK                               OCV; compute off (budget cannot be
+                                                         regulated); -> DEGRADED
+5   battery outside 0..45 C          1 sample            charging inhibited                       [5] samples 1 C inside
+6   SoC < 0.60 / 0.50 / 0.40         60 / 30 / 10        shed stage 1 compute off / 2 + optical   SoC > threshold + 0.05 for 60
+                                                         off / 3 -> SAFE                          samples and 300 s at the stage
+7   battery < -10 C or > 55 C        ``deep_samples`` [3] -> SAFE                                  SAFE exit rule
+8   TPU group >= ``tpu_limit_c``     [3]                 -> SAFE (TPU rail off)                   SAFE exit rule
+    [95 C] (cap already 0 at 92 C)
+9   task faults >= 3 within 600 s    at the 3rd          -> SAFE                                  SAFE exit rule, no task fault
+                                                                                                  during the dwell
+10  ``board_boot_count`` changed     1 sample            -> SAFE (the board reset its actuators)  SAFE exit rule
+11  rail commanded on reads no       ``rail_latch_`      rail commanded off for one tick (re-arms after 3 failed cycles: given up
+    current (undervoltage latch)     samples`` [5]       the latch), at most ``rail_cycle_limit`` until the next reset
+==  ===============================  ==================  =======================================  ==============================
+
+SAFE exit rule: ``v_battery_v``, ``i_battery_a``, ``t_battery_c`` OK, SoC
+estimate >= ``safe_exit_soc`` [0.55], shed stage < 3, battery within the
+charge range, avionics (if OK) within ``avionics_ok_lo_c..hi_c`` [-20..60 C],
+every OK TPU temperature below the throttle start [80 C], no deep condition
+(6-stage 3, 7, 8) active: all held continuously for ``safe_exit_dwell_s``
+[300 s]. Then -> NOMINAL, or DEGRADED while a contained fault (1-4) is active.
+DEGRADED -> NOMINAL as soon as the last contained fault has recovered.
+
+In SAFE: TPU and optical rails off, heaters and charging still controlled,
+downlink only in predicted contacts. Every action is one entry of the event
+log (time, what, why) and counts in ``fdir_events``.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from twin.hal import (CHANNELS, MODES, N_TPU_GROUPS, S_BOARD_BOOT_COUNT, S_I_BATTERY, S_T_AVIONICS, S_T_BATTERY, S_T_TPU,
+                      S_V_BATTERY)
+
+from .base import Debounce, EventLog, Task
+from .config import FswConfig
+from .shedding import LoadShedder
+from .soc import SocEstimator
+from .validity import OK, SensorMonitor
+
+__all__ = ["ModeManager", "SAFE", "DEGRADED", "NOMINAL"]
+
+SAFE, DEGRADED, NOMINAL = (MODES.index(m) for m in ("SAFE", "DEGRADED", "NOMINAL"))
+
+
+class ModeManager(Task):
+    """The FDIR task: contained-fault flags, deep faults, and the mode; see the module docstring.
+
+    Flags read by other tasks: ``tpu_temp_failed`` (per group),
+    ``battery_temp_failed``, ``avionics_temp_failed``, ``power_sensor_failed``.
+    """
+
+    def __init__(self, cfg: FswConfig, monitor: SensorMonitor, soc: SocEstimator, shedder: LoadShedder,
+                 events: EventLog, rate_hz: float = 1.0):
+        super().__init__("fdir", rate_hz)
+        self.cfg = cfg
+        self.monitor, self.soc, self.shedder, self.events = monitor, soc, shedder, events
+        self._reset(0)
+
+    def _reset(self, t_ns: int) -> None:
+        if getattr(self, "mode", SAFE) != SAFE:
+            self.events.log(t_ns, f"mode {MODES[self.mode]} -> SAFE", "FDIR task restarted")
+        f = self.cfg.fdir
+        self.mode = SAFE
+        self.safe_reason = "restart"
+        watch = [(f"t_tpu{g}_c", (ch,), f"TPU group {g} capped to 0") for g, ch in enumerate(S_T_TPU)]
+        watch += [("t_battery_c", (S_T_BATTERY,), "battery heater on fallback duty"),
+                  ("t_avionics_c", (S_T_AVIONICS,), "avionics heater on fallback duty"),
+                  ("battery v/i", (S_V_BATTERY, S_I_BATTERY), "compute off")]
+        self._watch = [(Debounce(f.invalid_samples, f.recover_samples), k, name, chans, action)
+                       for k, (name, chans, action) in enumerate(watch)]
+        self._failed = [False] * len(watch)
+        self.tpu_temp_failed = [False] * N_TPU_GROUPS
+        self._batt_deep = Debounce(f.deep_samples, 1)
+        self._tpu_hot = [Debounce(f.deep_samples, 1) for _ in range(N_TPU_GROUPS)]
+        self._boot_count: float | None = None
+        self._safe_ok_since_ns: int | None = None
+        self._fault_times: deque[int] = deque()
+        self._last_fault_ns: int | None = None
+
+    @property
+    def battery_temp_failed(self) -> bool:
+        return self._failed[N_TPU_GROUPS]
+
+    @property
+    def avionics_temp_failed(self) -> bool:
+        return self._failed[N_TPU_GROUPS + 1]
+
+    @property
+    def power_sensor_failed(self) -> bool:
+        return self._failed[N_TPU_GROUPS + 2]
+
+    @property
+    def contained_faults(self) -> list[str]:
+        """Names of the active contained faults (table rows 1-4)."""
+        return [name for (_, _, name, _, _), bad in zip(self._watch, self._failed) if bad]
+
+    def _step(self, t_ns: int) -> None:
+        state = self.monitor.state
+        for deb, k, name, chans, action in self._watch:
+            bad = state[chans[0]] != OK or (len(chans) > 1 and state[chans[1]] != OK)
+            if (bad != deb.active or deb.count) and deb.update(bad):
+                self._sensor_event(t_ns, k, name, chans, action, bad)
+
+        deep = self._deep(t_ns)
+        f = self.cfg.fdir
+        if deep is not None:
+            self.enter_safe(t_ns, deep)
+        elif self.mode == SAFE:
+            if self._deep_active() or not self._safe_exit_ok(t_ns):
+                self._safe_ok_since_ns = None
+            elif self._safe_ok_since_ns is None:
+                self._safe_ok_since_ns = t_ns
+            elif (t_ns - self._safe_ok_since_ns) * 1e-9 >= f.safe_exit_dwell_s:
+                self._set_mode(t_ns, DEGRADED if True in self._failed else NOMINAL,
+                               f"SAFE exit conditions held {f.safe_exit_dwell_s:g} s")
+        else:
+            new = DEGRADED if True in self._failed else NOMINAL
+            if new != self.mode:
+                faults = self.contained_faults
+                self._set_mode(t_ns, new, ", ".join(faults) if faults else "contained faults recovered")
+
+    def _sensor_event(self, t_ns: int, k: int, name: str, chans: tuple, action: str, bad: bool) -> None:
+        self._failed[k] = bad
+        if k < N_TPU_GROUPS:
+            self.tpu_temp_failed[k] = bad
+        deb = self._watch[k][0]
+        if bad:
+            states = ", ".join(self.monitor.describe(ch) for ch in chans)
+            self.events.log(t_ns, f"{name} failed: {action}", f"{states} for {deb.n_set} samples")
+        else:
+            self.events.log(t_ns, f"{name} recovered", f"OK for {deb.n_clear} samples")
+
+    def _deep(self, t_ns: int) -> str | None:
+        """The reason for a deep fault that appeared this sample, else None."""
+        r, f = self.monitor.readings, self.cfg.fdir
+        reason = None
+        boot = r[S_BOARD_BOOT_COUNT]
+        if boot is not None:
+            if boot != self._boot_count and self._boot_count is not None:
+                reason = f"board_boot_count {self._boot_count:.0f} -> {boot:.0f}"
+                self.events.log(t_ns, "board reboot detected", reason)
+            self._boot_count = boot
+        t_batt = r[S_T_BATTERY]
+        deb = self._batt_deep
+        if t_batt is not None:
+            out = not f.battery_safe_lo_c <= t_batt <= f.battery_safe_hi_c
+            if (out != deb.active or deb.count) and deb.update(out) and out:
+                reason = (f"t_battery_c {t_batt:.1f} C outside {f.battery_safe_lo_c:g}..{f.battery_safe_hi_c:g} C "
+                          f"for {f.deep_samples} samples")
+        limit = self.cfg.thermal.tpu_limit_c
+        for deb, ch in zip(self._tpu_hot, S_T_TPU):
+            temp = r[ch]
+            if temp is not None:
+                hot = temp >= limit
+                if (hot != deb.active or deb.count) and deb.update(hot) and hot:
+                    reason = f"{CHANNELS[ch].name} {temp:.1f} C >= {limit:g} C for {f.deep_samples} samples"
+        if self.shedder.stage >= 3 and self.mode != SAFE:
+            soc = self.soc.soc
+            reason = "shed stage 3" + (f" (SoC {soc:.3f})" if soc is not None else "")
+        return reason
+
+    def _deep_active(self) -> bool:
+        return self.shedder.stage >= 3 or self._batt_deep.active or any(d.active for d in self._tpu_hot)
+
+    def _safe_exit_ok(self, t_ns: int) -> bool:
+        m, f, th = self.monitor, self.cfg.fdir, self.cfg.thermal
+        t_batt = m.value_or_none(S_T_BATTERY)
+        soc = self.soc.soc
+        if t_batt is None or soc is None or not (m.ok(S_V_BATTERY) and m.ok(S_I_BATTERY)):
+            return False
+        if soc < f.safe_exit_soc or not th.charge_min_c <= t_batt <= th.charge_max_c:
+            return False
+        t_avi = m.value_or_none(S_T_AVIONICS)
+        if t_avi is not None and not f.avionics_ok_lo_c <= t_avi <= f.avionics_ok_hi_c:
+            return False
+        for ch in S_T_TPU:
+            temp = m.value_or_none(ch)
+            if temp is not None and temp >= th.tpu_throttle_start_c:
+                return False
+        last = self._last_fault_ns
+        return last is None or (t_ns - last) * 1e-9 >= f.safe_exit_dwell_s
+
+    def enter_safe(self, t_ns: int, why: str) -> None:
+        """Go to SAFE now (or stay there) and restart the exit dwell."""
+        self._safe_ok_since_ns = None
+        if self.mode != SAFE:
+            self.safe_reason = why
+            self._set_mode(t_ns, SAFE, why)
+
+    def note_task_fault(self, t_ns: int, task_name: str) -> None:
+        """A task raised at ``t_ns``; enough of them within the window mean SAFE."""
+        f = self.cfg.fdir
+        times = self._fault_times
+        times.append(t_ns)
+        self._last_fault_ns = t_ns
+        while times and (t_ns - times[0]) * 1e-9 > f.task_fault_window_s:
+            times.popleft()
+        if len(times) >= f.task_fault_limit:
+            self.enter_safe(t_ns, f"{len(times)} task faults within {f.task_fault_window_s:g} s "
+                                  f"(last: {task_name})")
+
+    def _set_mode(self, t_ns: int, mode: int, why: str) -> None:
+        self.events.log(t_ns, f"mode {MODES[self.mode]} -> {MODES[mode]}", why)
+        self.mode = mode

@@ -1,0 +1,171 @@
+"""Power-aware compute budget.
+
+The array's spare power is shunted and not measured, so the budget (watts the
+TPUs may draw) is regulated on the battery current: each tick
+``budget += regulator_gain * (i_battery - i_setpoint) * v_battery``, clamped to
+``0 .. min(maximum compute power, measured TPU power + budget_headroom_w)``
+(the second bound stops wind-up while the TPUs cannot use more).
+
+The setpoint says what the battery should be doing now:
+
+- sunlit: charge toward ``soc_target`` by the next predicted eclipse,
+  ``i = (soc_target - soc) * capacity / (v * time to eclipse)``, clipped to
+  ``-probe_discharge_a .. max_charge_a``. At the target the setpoint is a small
+  discharge, so the budget creeps up until it uses every shunted watt and the
+  SoC settles at the target. With charging inhibited the setpoint is that
+  small discharge too.
+- eclipse (sun sensors dark, or predicted when they are invalid): spend the
+  energy above the depth-of-discharge floor ``1 - max_dod`` evenly over the
+  predicted remaining eclipse, ``i = -(soc - floor) * capacity / (v * remaining)``.
+
+The budget becomes one cap level for all groups by water-filling: groups held
+lower by their thermal cap keep it, the others share the rest, counting each
+chip's idle power as spent. Compute is off (rail off, budget 0) in SAFE, from
+shed stage 1 (unless ``stage1_compute_fraction`` > 0), while the battery
+sensors have failed, when no group may run, once the SoC has reached the
+eclipse floor inside an eclipse (until sunlight: idle chips would keep
+draining it), and for one tick when the rail guard cycles a latched rail.
+"""
+from __future__ import annotations
+
+from twin.hal import (N_TPU_GROUPS, ActuatorCommand, S_I_BATTERY, S_I_RAIL, S_SUN_PRESENT, S_TPU_ONLINE, S_V_BATTERY,
+                      S_V_BUS)
+
+from .base import EventLog, Task
+from .config import FswConfig
+from .contact_plan import ContactPlanner
+from .modes import SAFE, ModeManager
+from .shedding import LoadShedder, RailGuard
+from .soc import SocEstimator
+from .thermal import ThermalController
+from .validity import SensorMonitor
+
+__all__ = ["PowerManager", "cap_level"]
+
+_S_I_TPU = S_I_RAIL["tpu"]
+
+
+def cap_level(budget_w: float, ceilings: list[float], chips: list[float], idle_w: float, max_w: float) -> float:
+    """The common cap level L with ``sum_g chips_g * (idle + (max - idle) * min(L, ceiling_g)) == budget``.
+
+    Returns 0 when the budget does not cover the idle power, 1 when it covers
+    every group at its ceiling.
+    """
+    spare = budget_w - idle_w * sum(chips)
+    if spare <= 0.0:
+        return 0.0
+    span = max_w - idle_w
+    weights = sorted(zip(ceilings, [n * span for n in chips]))
+    w_left = sum(w for _, w in weights)
+    used = 0.0
+    for ceiling, w in weights:
+        if w_left <= 0.0:
+            break
+        if used + ceiling * w_left >= spare:
+            return (spare - used) / w_left
+        used += ceiling * w
+        w_left -= w
+    return 1.0
+
+
+class PowerManager(Task):
+    """Outputs: ``tpu_on``, ``cap`` (one level for every group), ``budget_w``, ``in_eclipse``, ``next_eclipse_s``."""
+
+    def __init__(self, cfg: FswConfig, monitor: SensorMonitor, soc: SocEstimator, modes: ModeManager,
+                 thermal: ThermalController, shedder: LoadShedder, planner: ContactPlanner, events: EventLog,
+                 rate_hz: float = 1.0):
+        super().__init__("power", rate_hz)
+        self.cfg = cfg
+        self.monitor, self.soc, self.modes, self.thermal = monitor, soc, modes, thermal
+        self.shedder, self.planner = shedder, planner
+        p, t = cfg.power, cfg.tpu
+        self.rail_guard = RailGuard("TPU", p.tpu_rail_min_a, p.rail_latch_samples, p.rail_cycle_limit, events)
+        self._n_chips = t.groups * t.chips_per_group
+        self._max_compute_w = self._n_chips * (t.chip_idle_w + (t.chip_max_w - t.chip_idle_w) * t.utilization_demand)
+        self._capacity_j = cfg.battery.capacity_wh * 3600.0
+        self._floor = 1.0 - p.max_dod
+        self._no_demand = t.utilization_demand <= 0.0
+        #: The command sent last tick (set by the flight software): what the rails did since.
+        self.applied = ActuatorCommand()
+        self._reset(0)
+
+    def _reset(self, t_ns: int) -> None:
+        self.shedder.reset(t_ns)
+        self.rail_guard.reset()
+        self.tpu_on = False
+        self.cap = 0.0
+        self.budget_w = 0.0
+        self.in_eclipse = False
+        self.next_eclipse_s = -1.0
+        self.i_setpoint_a = 0.0
+        self._dark_since_ns: int | None = None
+        self.floor_reached = False
+        self.chips = [float(self.cfg.tpu.chips_per_group)] * N_TPU_GROUPS
+
+    def _step(self, t_ns: int) -> None:
+        cfg, r, modes = self.cfg, self.monitor.readings, self.modes
+        t_s = t_ns * 1e-9
+        self.planner.update(t_s)
+        soc = self.soc.soc
+        stage = self.shedder.update(t_ns, soc)
+        self._eclipse(t_ns, r[S_SUN_PRESENT])
+
+        i_tpu = r[_S_I_TPU]
+        default_chips = cfg.tpu.chips_per_group
+        chips = [default_chips if r[ch] is None else r[ch] for ch in S_TPU_ONLINE]
+        self.chips = chips
+        guard = self.rail_guard
+        guard.update(t_ns, self.applied.switch_tpu, i_tpu, sum(chips) > 0)
+
+        # At the floor in eclipse even idle chips cost too much; the next sunlight lifts it.
+        self.floor_reached = self.in_eclipse and (self.floor_reached or (soc is not None and soc <= self._floor))
+        frac = cfg.power.stage1_compute_fraction
+        failed = modes.tpu_temp_failed
+        if (modes.mode == SAFE or stage > 1 or (stage == 1 and frac <= 0.0) or modes.power_sensor_failed
+                or self._no_demand or all(failed) or self.floor_reached or guard.cycle_now or guard.failed):
+            self.tpu_on = False
+            self.budget_w = 0.0
+            self.cap = 0.0
+            return
+
+        i_batt, v_batt = r[S_I_BATTERY], r[S_V_BATTERY]
+        if i_batt is not None and v_batt is not None and soc is not None and v_batt > 1.0:
+            self.i_setpoint_a = self._setpoint(soc, v_batt, t_s)
+            budget = self.budget_w + cfg.power.regulator_gain * (i_batt - self.i_setpoint_a) * v_batt
+            ceiling = self._max_compute_w if stage == 0 else frac * self._max_compute_w
+            v_bus = r[S_V_BUS]
+            if i_tpu is not None and v_bus is not None:
+                ceiling = min(ceiling, i_tpu * v_bus + cfg.power.budget_headroom_w)
+            self.budget_w = min(max(budget, 0.0), ceiling)
+
+        util, th = cfg.tpu.utilization_demand, self.thermal.cap
+        ceilings = [0.0 if failed[g] else min(th[g], util) for g in range(N_TPU_GROUPS)]
+        self.cap = cap_level(self.budget_w, ceilings, chips, cfg.tpu.chip_idle_w, cfg.tpu.chip_max_w)
+        self.tpu_on = True
+
+    def _eclipse(self, t_ns: int, sun: float | None) -> None:
+        plan = self.planner
+        self.in_eclipse = sun < 0.5 if sun is not None else plan.eclipse_left > 0.0
+        if not self.in_eclipse:
+            self._dark_since_ns = None
+        elif self._dark_since_ns is None:
+            self._dark_since_ns = t_ns
+        self.next_eclipse_s = 0.0 if self.in_eclipse else plan.next_eclipse
+
+    def _setpoint(self, soc: float, v: float, t_s: float) -> float:
+        """Battery current (A, + charging) the budget regulates to."""
+        p, plan = self.cfg.power, self.planner
+        if self.in_eclipse:
+            remaining = plan.eclipse_left
+            if remaining <= 0.0:  # dark but not predicted: assume a full eclipse from when it went dark
+                remaining = p.eclipse_fallback_s - (t_s - self._dark_since_ns * 1e-9)
+            energy_j = max(0.0, soc - self._floor) * self._capacity_j
+            return max(-energy_j / (v * max(remaining, 60.0)), -p.max_discharge_a)
+        to_eclipse = plan.next_eclipse
+        if to_eclipse < 0.0:
+            to_eclipse = max(plan.horizon_left_s(t_s), plan.orbit.period_s)
+        need = (p.soc_target - soc) * self._capacity_j / (v * max(to_eclipse, p.min_time_to_eclipse_s))
+        setpoint = min(max(need, -p.probe_discharge_a), p.max_charge_a)
+        if not self.thermal.charge_enable:
+            setpoint = min(setpoint, -p.probe_discharge_a)
+        return setpoint

@@ -1,0 +1,113 @@
+"""Thermal control: TPU group power caps, battery and avionics heaters, charge inhibit.
+
+TPU groups. Each group's thermal cap (fraction of its maximum power) follows a
+proportional law on its temperature: 1 up to ``tpu_throttle_start_c``, falling
+linearly to 0 at ``tpu_cap_zero_c`` (below ``tpu_limit_c``). A fall is applied
+at once; a rise at most ``tpu_recovery_per_s``, so a group that has cooled comes
+back gradually. While a group's reading is invalid its cap holds (it may not
+rise); once FDIR declares the sensor failed the cap is 0 and restarts from 0
+after recovery.
+
+Heaters. Bang-bang with hysteresis per zone: on below ``*_heater_on_c``, off
+above ``*_heater_off_c``, otherwise unchanged. An invalid reading holds the
+heater; a sensor FDIR declares failed gives a fixed fallback duty.
+
+Charging. ``charge_enable`` goes False at once when the battery temperature is
+outside ``charge_min_c..charge_max_c`` or invalid, and comes back only after
+``charge_ok_samples`` valid readings in a row at least ``charge_margin_c``
+inside the range. After a reset charging stays inhibited until so verified.
+"""
+from __future__ import annotations
+
+from twin.hal import N_TPU_GROUPS, S_T_AVIONICS, S_T_BATTERY, S_T_TPU
+
+from .base import EventLog, Task
+from .config import ThermalConfig
+from .validity import SensorMonitor
+
+__all__ = ["ThermalController"]
+
+
+class ThermalController(Task):
+    """Outputs: ``cap`` (per TPU group, 0..1), ``heater_duty`` ([battery, avionics]), ``charge_enable``.
+
+    ``faults`` is the FDIR object with boolean ``tpu_temp_failed`` (list),
+    ``battery_temp_failed`` and ``avionics_temp_failed`` attributes.
+    """
+
+    def __init__(self, cfg: ThermalConfig, monitor: SensorMonitor, faults, events: EventLog, rate_hz: float = 1.0):
+        super().__init__("thermal", rate_hz)
+        self.cfg = cfg
+        self.monitor = monitor
+        self.faults = faults
+        self.events = events
+        self._slope = 1.0 / (cfg.tpu_cap_zero_c - cfg.tpu_throttle_start_c)
+        self._reset(0)
+
+    def _reset(self, t_ns: int) -> None:
+        self.cap = [0.0] * N_TPU_GROUPS
+        self.heater_on = [False, False]
+        self.heater_duty = [0.0, 0.0]
+        self.charge_enable = False
+        self._charge_ok = 0
+        self._inhibit_logged = False
+
+    def _step(self, t_ns: int) -> None:
+        cfg, r, f = self.cfg, self.monitor.readings, self.faults
+        rise = cfg.tpu_recovery_per_s * self.elapsed_s(t_ns)
+        cap, start = self.cap, cfg.tpu_throttle_start_c
+        failed = f.tpu_temp_failed
+        for g, ch in enumerate(S_T_TPU):
+            if failed[g]:
+                cap[g] = 0.0
+                continue
+            temp = r[ch]
+            if temp is None:
+                continue
+            target = 1.0 if temp <= start else 1.0 - (temp - start) * self._slope
+            if target <= cap[g]:
+                cap[g] = target if target > 0.0 else 0.0
+            else:
+                raised = cap[g] + rise
+                cap[g] = raised if raised < target else target
+
+        t_batt = r[S_T_BATTERY]
+        self._zone(0, t_batt, f.battery_temp_failed, cfg.battery_heater_on_c, cfg.battery_heater_off_c,
+                   cfg.battery_heater_duty, cfg.battery_heater_fallback_duty)
+        self._zone(1, r[S_T_AVIONICS], f.avionics_temp_failed, cfg.avionics_heater_on_c,
+                   cfg.avionics_heater_off_c, cfg.avionics_heater_duty, cfg.avionics_heater_fallback_duty)
+        self._charge(t_ns, t_batt)
+
+    def _zone(self, z: int, temp: float | None, failed: bool, on_c: float, off_c: float,
+              duty: float, fallback: float) -> None:
+        if failed:
+            self.heater_duty[z] = fallback
+            return
+        if temp is not None:
+            if temp < on_c:
+                self.heater_on[z] = True
+            elif temp > off_c:
+                self.heater_on[z] = False
+        self.heater_duty[z] = duty if self.heater_on[z] else 0.0
+
+    def _charge(self, t_ns: int, temp: float | None) -> None:
+        cfg = self.cfg
+        if temp is None or not cfg.charge_min_c <= temp <= cfg.charge_max_c:
+            self._charge_ok = 0
+            if self.charge_enable:
+                self.charge_enable = False
+                self._inhibit_logged = True
+                why = (f"{self.monitor.describe(S_T_BATTERY)}" if temp is None else
+                       f"t_battery_c {temp:.1f} C outside {cfg.charge_min_c:g}..{cfg.charge_max_c:g} C")
+                self.events.log(t_ns, "charging inhibited", why)
+            return
+        if self.charge_enable:
+            return
+        inside = cfg.charge_min_c + cfg.charge_margin_c <= temp <= cfg.charge_max_c - cfg.charge_margin_c
+        self._charge_ok = self._charge_ok + 1 if inside else 0
+        if self._charge_ok >= cfg.charge_ok_samples:
+            self.charge_enable = True
+            if self._inhibit_logged:
+                self._inhibit_logged = False
+                self.events.log(t_ns, "charging enabled", f"t_battery_c {temp:.1f} C in range "
+                                f"for {self._charge_ok} samples")

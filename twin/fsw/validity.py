@@ -1,0 +1,151 @@
+"""Sensor monitor: is each channel's reading usable this tick?
+
+Every channel gets one state per step, checked in this order:
+
+=============  ==========================================================
+OK             usable
+BOARD_INVALID  the board flags the reading as failed (``frame.valid``)
+STALE          its group was sampled more than ``stale_limit_s`` ago (or never)
+NAN            not a finite number
+RANGE          outside the channel table's lo..hi
+STUCK          an analog reading bit-identical over ``stuck_samples`` fresh
+               samples in a row (real sensors always show noise); a reading
+               sitting exactly on its range edge is a clipped converter, not
+               a stuck one, and channels in ``stuck_exempt`` are never stuck
+=============  ==========================================================
+
+Consumers read values only through :meth:`SensorMonitor.value_or_none`, so an
+invalid reading never reaches a limit check. Staleness is judged against the
+executive's time, not the frame's, so a board that stops answering goes stale.
+"""
+from __future__ import annotations
+
+from itertools import compress
+from operator import eq, itemgetter, le, ne
+
+from twin.hal import CHANNEL_INDEX, CHANNELS, GROUPS, N_CHANNELS, SensorFrame
+
+from .base import Task
+from .config import MonitorConfig
+
+__all__ = ["SensorMonitor", "OK", "BOARD_INVALID", "STALE", "NAN", "RANGE", "STUCK", "STATE_NAMES"]
+
+OK, BOARD_INVALID, STALE, NAN, RANGE, STUCK = range(6)
+STATE_NAMES = ("OK", "BOARD_INVALID", "STALE", "NAN", "RANGE", "STUCK")
+_NAN = float("nan")
+
+
+class SensorMonitor(Task):
+    """Validity of every channel; the first task of each tick.
+
+    The flight software hands it each frame with :meth:`set_frame`. After a
+    step: ``state`` holds one state per channel, ``readings`` the value of each
+    OK channel and None for every other (consumers index it directly in their
+    per-tick code; :meth:`value_or_none` is the same as a method), and
+    ``invalid_count`` how many channels are not OK.
+    """
+
+    def __init__(self, config: MonitorConfig, rate_hz: float = 1.0):
+        super().__init__("monitor", rate_hz)
+        self.config = config
+        self._stale_ns = int(config.stale_limit_s * 1e9)
+        self._stuck_n = config.stuck_samples - 1
+        exempt = {CHANNEL_INDEX[n] for n in config.stuck_exempt}
+        self._lo = tuple(float(c.lo) for c in CHANNELS)
+        self._hi = tuple(float(c.hi) for c in CHANNELS)
+        self._group = tuple(GROUPS.index(c.group) for c in CHANNELS)
+        analog = tuple(i for i, c in enumerate(CHANNELS) if not c.discrete and i not in exempt)
+        self._analog = analog
+        self._analog_of = itemgetter(*analog)
+        self._analog_j = range(len(analog))
+        self._analog_edges = tuple((self._lo[i], self._hi[i]) for i in analog)
+        self._analog_group = tuple(self._group[i] for i in analog)
+        self.frame: SensorFrame | None = None
+        self._reset(0)
+
+    def _reset(self, t_ns: int) -> None:
+        self.state = [STALE] * N_CHANNELS
+        self.readings: list[float | None] = [None] * N_CHANNELS
+        self.invalid_count = N_CHANNELS
+        self._last_analog = (_NAN,) * len(self._analog)
+        self._repeats: dict[int, int] = {}
+        self._last_sample_ns: tuple = (None,) * len(GROUPS)
+
+    def set_frame(self, frame: SensorFrame) -> None:
+        self.frame = frame
+
+    def _step(self, t_ns: int) -> None:
+        frame = self.frame
+        if frame is None:
+            return
+        samples, values, valid = frame.sample_t_ns, frame.values, frame.valid
+        any_stale = t_ns - min(samples) > self._stale_ns
+        all_fresh = all(map(ne, samples, self._last_sample_ns))
+        fresh = None if all_fresh else [s != p for s, p in zip(samples, self._last_sample_ns)]
+        self._last_sample_ns = tuple(samples)
+        state = [OK] * N_CHANNELS
+        readings = list(values)
+        bad = 0
+        # Fast path: every reading flagged valid, fresh, finite and in range (NaN fails <=).
+        if any_stale or not (all(valid) and all(map(le, self._lo, values)) and all(map(le, values, self._hi))):
+            stale = [t_ns - s > self._stale_ns for s in samples]
+            for i, (v, ok, lo, hi, g) in enumerate(zip(values, valid, self._lo, self._hi, self._group)):
+                if not ok:
+                    s = BOARD_INVALID
+                elif stale[g]:
+                    s = STALE
+                elif lo <= v <= hi:
+                    continue
+                elif v != v:
+                    s = NAN
+                else:
+                    s = RANGE
+                state[i] = s
+                readings[i] = None
+                bad += 1
+        if self._count_repeats(values, fresh):
+            for j, n in self._repeats.items():
+                i = self._analog[j]
+                if n >= self._stuck_n and state[i] == OK:
+                    state[i] = STUCK
+                    readings[i] = None
+                    bad += 1
+        self.state, self.readings, self.invalid_count = state, readings, bad
+
+    def _count_repeats(self, values: list[float], fresh: list[bool] | None) -> bool:
+        """Update the bit-identical repeat counts of the analog channels on fresh samples.
+
+        ``fresh`` None means every group was resampled. True when some count is non-zero.
+        """
+        cur = self._analog_of(values)
+        last, edges, old = self._last_analog, self._analog_edges, self._repeats
+        repeats: dict[int, int] = {}
+        if fresh is None:
+            for j in compress(self._analog_j, map(eq, cur, last)):
+                if cur[j] not in edges[j]:
+                    repeats[j] = old.get(j, 0) + 1
+            self._last_analog = cur
+        else:  # groups not resampled hold their counts and their last values
+            kept = list(last)
+            for j, g in enumerate(self._analog_group):
+                if not fresh[g]:
+                    if j in old:
+                        repeats[j] = old[j]
+                    continue
+                if cur[j] == last[j] and cur[j] not in edges[j]:
+                    repeats[j] = old.get(j, 0) + 1
+                kept[j] = cur[j]
+            self._last_analog = tuple(kept)
+        self._repeats = repeats
+        return bool(repeats)
+
+    def value_or_none(self, ch: int) -> float | None:
+        """The reading of channel ``ch`` if it is OK this tick, else None."""
+        return self.readings[ch]
+
+    def ok(self, ch: int) -> bool:
+        return self.state[ch] == OK
+
+    def describe(self, ch: int) -> str:
+        """``name STATE`` for event logs."""
+        return f"{CHANNELS[ch].name} {STATE_NAMES[self.state[ch]]}"

@@ -1,0 +1,44 @@
+"""Watchdog service: the board's watchdog is kicked only while every task is healthy and alive.
+
+The last task of each tick. It kicks (increments ``kick``, modulo 256) when
+every entry of the executive's ``health`` map is True and every task has
+started a step within two of its periods (a task the executive disabled, or one
+that stopped being scheduled, starves the watchdog and the board resets).
+Health of tasks that run after it in a tick is the previous tick's.
+"""
+from __future__ import annotations
+
+from operator import attrgetter
+
+from .base import Task
+
+__all__ = ["WatchdogService"]
+
+_attempt = attrgetter("t_attempt_ns")
+
+
+class WatchdogService(Task):
+    """Outputs ``kick`` (0..255) and ``ok`` (kicked on its last step)."""
+
+    def __init__(self, health: dict[str, bool], tasks: list[Task], rate_hz: float = 1.0):
+        super().__init__("watchdog", rate_hz)
+        self.health = health
+        self.tasks = tasks
+        self.kick = 0
+        self._reset(0)
+
+    def _reset(self, t_ns: int) -> None:
+        # The kick counter is not reset: the board sees a kick as a change of value.
+        self.ok = False
+        self._quickest_limit_ns = 2e9 * min((task.period_s for task in self.tasks), default=self.period_s)
+
+    def _step(self, t_ns: int) -> None:
+        ok = all(self.health.values())
+        if ok and t_ns - min(map(_attempt, self.tasks)) > self._quickest_limit_ns:
+            for task in self.tasks:
+                if task is not self and t_ns - task.t_attempt_ns > 2e9 * task.period_s:
+                    ok = False
+                    break
+        if ok:
+            self.kick = (self.kick + 1) & 0xFF
+        self.ok = ok

@@ -1,0 +1,147 @@
+"""Faults scheduled in scenario time, applied inside the simulated board.
+
+Sensor faults act on one channel's reading (the physics is untouched):
+``nan``, ``stuck`` (holds the reading from onset), ``offset`` (adds ``value``),
+``off`` (board flags the channel invalid), ``stale`` (the channel's whole group
+stops being sampled), ``range`` (reads ``value``, e.g. beyond the channel's range),
+``noise`` (adds Gaussian noise of sigma ``value``).
+Device faults act on the hardware: ``heater_off`` / ``heater_on`` (a heater
+zone failed), ``tpu_crash`` (``value`` chips of a TPU group crash), ``string_loss``
+(``value`` solar strings lost), ``isl_fail`` (an optical link fails), ``reboot``
+(the board reboots).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.hal import CHANNEL_INDEX, CHANNELS, GROUPS, HEATER_ZONES, N_ISL, N_TPU_GROUPS
+from twin.params import param
+from twin.scenarios.loader import parse_duration
+
+_GROUP_MEMBERS = [np.array([i for i, c in enumerate(CHANNELS) if c.group == g]) for g in GROUPS]
+
+__all__ = ["FaultSpec", "FaultInjector", "SENSOR_FAULTS", "DEVICE_FAULTS"]
+
+SENSOR_FAULTS = ("nan", "stuck", "offset", "off", "stale", "range", "noise")
+DEVICE_FAULTS = ("heater_off", "heater_on", "tpu_crash", "string_loss", "isl_fail", "reboot")
+
+
+def _target_ok(kind: str, target: str) -> str | None:
+    if kind in SENSOR_FAULTS:
+        return None if target in CHANNEL_INDEX else f"unknown channel {target!r}"
+    if kind in ("heater_off", "heater_on"):
+        return None if target in HEATER_ZONES else f"heater zone must be one of {', '.join(HEATER_ZONES)}"
+    if kind == "tpu_crash":
+        return None if target in {f"tpu{g}" for g in range(N_TPU_GROUPS)} else "target must be tpu0..tpu3"
+    if kind == "isl_fail":
+        return None if target in {f"isl{k}" for k in range(N_ISL)} else "target must be isl0..isl3"
+    return None
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One scheduled fault: from ``at`` for ``duration`` (empty: until the end)."""
+
+    at: str = param("0s", "duration", doc="onset, scenario time since epoch (e.g. 2h)")
+    kind: str = param("nan", doc=f"one of {', '.join(SENSOR_FAULTS + DEVICE_FAULTS)}")
+    target: str = param("", doc="channel name, heater zone, tpuN or islN")
+    duration: str = param("", "duration", doc="how long; empty for the rest of the run")
+    value: float = param(0.0, doc="offset, reading, noise sigma, chip or string count")
+
+    def __post_init__(self) -> None:
+        if self.kind not in SENSOR_FAULTS + DEVICE_FAULTS:
+            raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(SENSOR_FAULTS + DEVICE_FAULTS)})")
+        problem = _target_ok(self.kind, self.target)
+        if problem:
+            raise ValueError(f"fault {self.kind}: {problem}")
+        parse_duration(self.at) if self.at not in ("0", "0s") else None
+        if self.duration:
+            parse_duration(self.duration)
+
+    @property
+    def start_s(self) -> float:
+        return 0.0 if self.at in ("0", "0s") else parse_duration(self.at)
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + parse_duration(self.duration) if self.duration else math.inf
+
+
+class FaultInjector:
+    """Applies scheduled faults to the plant (device) and to readings (sensor)."""
+
+    def __init__(self, specs, rng: np.random.Generator):
+        self.specs = sorted(specs, key=lambda f: f.start_s)
+        self.rng = rng
+        self._held: dict[int, float] = {}
+        self._held_group: dict[int, tuple[int, np.ndarray]] = {}
+        self._started: set[int] = set()
+        self.active_sensor: list[tuple[int, FaultSpec]] = []
+
+    def update(self, t_s: float, plant, board) -> None:
+        """Start and end faults at scenario time ``t_s``."""
+        self.active_sensor = []
+        for i, f in enumerate(self.specs):
+            if f.start_s > t_s:
+                break
+            active = t_s < f.end_s
+            if f.kind in SENSOR_FAULTS:
+                if active:
+                    self.active_sensor.append((i, f))
+                else:
+                    self._held.pop(i, None)
+                    self._held_group.pop(i, None)
+                continue
+            if i not in self._started:
+                self._started.add(i)
+                self._start_device(f, plant, board)
+            elif not active and f.end_s != math.inf and i not in self._held:
+                self._held[i] = 0.0  # marks ended
+                self._end_device(f, plant)
+
+    def _start_device(self, f: FaultSpec, plant, board) -> None:
+        if f.kind in ("heater_off", "heater_on"):
+            plant.heater_fault[:, HEATER_ZONES.index(f.target)] = -1 if f.kind == "heater_off" else 1
+        elif f.kind == "tpu_crash":
+            plant.radiation.inject_crash(0, int(f.target[3:]), plant.k * plant.dt_s, max(1, int(f.value)))
+        elif f.kind == "string_loss":
+            plant.solar.strings_lost[:] = int(f.value)
+        elif f.kind == "isl_fail":
+            plant.isl_failed[:, int(f.target[3:])] = True
+        elif f.kind == "reboot":
+            board.reboot()
+
+    def _end_device(self, f: FaultSpec, plant) -> None:
+        if f.kind in ("heater_off", "heater_on"):
+            plant.heater_fault[:, HEATER_ZONES.index(f.target)] = 0
+        elif f.kind == "string_loss":
+            plant.solar.strings_lost[:] = 0
+        elif f.kind == "isl_fail":
+            plant.isl_failed[:, int(f.target[3:])] = False
+
+    def apply_sensors(self, v: np.ndarray, valid: list[bool], sample_t_ns: list[int], t_ns: int) -> None:
+        """Corrupt readings ``v`` (float64 channel vector) in place for the active sensor faults."""
+        for i, f in self.active_sensor:
+            ch = CHANNEL_INDEX[f.target]
+            kind = f.kind
+            if kind == "nan":
+                v[ch] = math.nan
+            elif kind == "stuck":
+                v[ch] = self._held.setdefault(i, float(v[ch]))
+            elif kind == "offset":
+                v[ch] += f.value
+            elif kind == "off":
+                valid[ch] = False
+            elif kind == "range":
+                v[ch] = f.value
+            elif kind == "noise":
+                v[ch] += self.rng.normal(0.0, f.value)
+            elif kind == "stale":
+                g = GROUPS.index(CHANNELS[ch].group)
+                members = _GROUP_MEMBERS[g]
+                held_t, held_v = self._held_group.setdefault(i, (t_ns, v[members].copy()))
+                sample_t_ns[g] = held_t
+                v[members] = held_v
