@@ -98,7 +98,7 @@ async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | 
             if plots and len(rows):
                 from twin.telemetry.plots import write_plots
                 try:
-                    files += write_plots(rows, out_dir, scenario.epoch_unix_s)
+                    files += write_plots(rows, out_dir, scenario.epoch_unix_s, limits=telemetry_limits(scenario))
                 except Exception:  # plots are a convenience; never lose the run over them
                     log.exception("plots could not be written")
     return RunResult(summary, out_dir, executive, board, fsw, recorder, files)

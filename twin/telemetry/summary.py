@@ -103,7 +103,7 @@ def build_summary(rows: np.ndarray, meta: RunMeta) -> dict:
     n = len(rows)
     t_ns = rows["t_ns"]
     spacing = np.diff(t_ns).clip(min=0)
-    dt = np.append(spacing, spacing[:0] * 0 + 1 if n > 1 else np.zeros(n, np.int64)) / 1e9
+    dt = np.append(spacing, spacing[-1:] if n > 1 else np.zeros(n, np.int64)) / 1e9
     x = rows["values"].astype(np.float64)
     ok = (rows["valid"] != 0) & np.isfinite(x)
     sim_s = float(dt.sum())
