@@ -18,6 +18,7 @@ from twin.executive import Executive
 from twin.fsw import FlightSoftware
 from twin.scenarios import Scenario
 from twin.sim.simboard import SimBoard
+from twin.telemetry.background import BackgroundSink
 from twin.telemetry.csv_sink import CsvSink
 from twin.telemetry.recorder import TelemetryRecorder
 from twin.telemetry.summary import RunMeta, TelemetryLimits, build_summary, write_summary
@@ -64,8 +65,9 @@ async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | 
     sinks = []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        sinks = [TlogWriter(out_dir / "telemetry.tlog", scenario.epoch_unix_s),
-                 CsvSink(out_dir / "telemetry.csv", scenario.epoch_unix_s)]
+        # File writers run on their own threads: no blocking I/O on the control loop.
+        sinks = [BackgroundSink(TlogWriter(out_dir / "telemetry.tlog", scenario.epoch_unix_s)),
+                 BackgroundSink(CsvSink(out_dir / "telemetry.csv", scenario.epoch_unix_s))]
     recorder = TelemetryRecorder(sinks)
     executive = Executive(board, fsw, clock, recorder, period_ns=scenario.period_ns, on_progress=on_progress)
     complete = False
