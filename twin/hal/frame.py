@@ -1,9 +1,8 @@
 """What crosses the HAL each tick: a sensor frame in, an actuator command out."""
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from .channels import CHANNELS, GROUPS, HEATER_ZONES, N_CHANNELS, N_ISL, N_TPU_GROUPS
 
@@ -14,7 +13,12 @@ _GROUP_OF = tuple(GROUPS.index(c.group) for c in CHANNELS)
 
 def quantize_f32(x: float) -> float:
     """Round a value to the nearest float32, as the wire does, and return it as a Python float."""
-    return float(np.float32(x))
+    return array("f", (x,))[0]
+
+
+def _unit_f32(values: list[float]) -> list[float]:
+    # Clamp to [0, 1] (NaN to 0: the safe side) and round to float32 as the wire does.
+    return array("f", [v if 0.0 < v <= 1.0 else (1.0 if v > 1.0 else 0.0) for v in values]).tolist()
 
 
 class SensorFrame:
@@ -80,10 +84,10 @@ class ActuatorCommand:
     def quantized(self) -> "ActuatorCommand":
         """A copy with every analog field rounded to float32 and clamped to its range, as the wire carries it."""
         return ActuatorCommand(
-            heater_duty=[quantize_f32(min(1.0, max(0.0, d))) for d in self.heater_duty],
+            heater_duty=_unit_f32(self.heater_duty),
             switch_tpu=bool(self.switch_tpu),
             switch_optical=bool(self.switch_optical),
-            tpu_cap=[quantize_f32(min(1.0, max(0.0, c))) for c in self.tpu_cap],
+            tpu_cap=_unit_f32(self.tpu_cap),
             isl_enable=[bool(e) for e in self.isl_enable],
             downlink_enable=bool(self.downlink_enable),
             charge_enable=bool(self.charge_enable),
