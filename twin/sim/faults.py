@@ -19,7 +19,7 @@ import numpy as np
 
 from twin.hal import CHANNEL_INDEX, CHANNELS, GROUPS, HEATER_ZONES, N_ISL, N_TPU_GROUPS
 from twin.params import param
-from twin.scenarios.loader import parse_duration
+from twin.timeparse import parse_duration
 
 _GROUP_MEMBERS = [np.array([i for i, c in enumerate(CHANNELS) if c.group == g]) for g in GROUPS]
 

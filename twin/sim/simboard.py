@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin import __version__
-from twin.hal import (GROUPS, N_CHANNELS, ActuatorCommand, BoardError, BoardInfo, SensorFrame)
+from twin.hal import CHANNELS, GROUPS, N_CHANNELS, ActuatorCommand, BoardError, BoardInfo, SensorFrame
 from twin.sim.faults import FaultInjector
 from twin.sim.plant import Actuators, Plant
 from twin.sim.sensors import SensorModel
@@ -18,6 +18,20 @@ from twin.sim.sensors import SensorModel
 __all__ = ["SimBoard"]
 
 _N_GROUPS = len(GROUPS)
+_WIRE_MAX = {i: {"uint8": 0xFF, "uint16": 0xFFFF}[c.wire] for i, c in enumerate(CHANNELS) if c.discrete}
+_DISCRETE = [(i, c.hi) for i, c in enumerate(CHANNELS) if c.discrete]
+
+
+def _as_wire_discrete(v: np.ndarray, valid: list[bool]) -> None:
+    """Discrete channels as the wire carries them: a whole number clamped to the
+    channel's type, and a non-finite reading as 0 flagged invalid (firmware_bridge.messages)."""
+    for ch, hi in _DISCRETE:
+        x = float(v[ch])
+        if x != x or x in (float("inf"), float("-inf")):
+            v[ch] = 0.0
+            valid[ch] = False
+        else:
+            v[ch] = min(float(_WIRE_MAX[ch]), max(0.0, float(round(x))))
 
 
 class SimBoard:
@@ -80,7 +94,10 @@ class SimBoard:
         sample_t = [t_ns] * _N_GROUPS
         if self.faults.active_sensor:
             self.faults.apply_sensors(v, valid, sample_t, t_ns)
-        return SensorFrame(t_ns, v.astype(np.float32).tolist(), valid, tuple(sample_t))
+            _as_wire_discrete(v, valid)
+        with np.errstate(over="ignore"):  # beyond float32 range reads as inf, as on the wire
+            values = v.astype(np.float32).tolist()
+        return SensorFrame(t_ns, values, valid, tuple(sample_t))
 
     async def command(self, cmd: ActuatorCommand) -> None:
         if cmd.watchdog_kick != self._last_kick:
