@@ -32,23 +32,28 @@ def brute_force_track(orbit: OrbitConfig, t):
     u = math.radians(orbit.phase_deg) + n * t
     out = np.empty((len(t), 3))
     for k in range(len(t)):
-        rz = np.array([[math.cos(raan[k]), -math.sin(raan[k]), 0], [math.sin(raan[k]), math.cos(raan[k]), 0], [0, 0, 1]])
+        c, s = math.cos(raan[k]), math.sin(raan[k])
+        rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
         rx = np.array([[1, 0, 0], [0, math.cos(inc), -math.sin(inc)], [0, math.sin(inc), math.cos(inc)]])
         out[k] = rz @ rx @ np.array([a * math.cos(u[k]), a * math.sin(u[k]), 0.0])
     return out
 
 
 def brute_force_passes(orbit, station, t, min_el_deg):
-    r = brute_force_track(orbit, t)
+    visible = brute_force_visible(orbit, station, t, min_el_deg)
+    starts = t[1:][visible[1:] & ~visible[:-1]]
+    return starts, visible.sum() * (t[1] - t[0])
+
+
+def brute_force_visible(orbit, station, t, min_el_deg, r=None):
+    r = brute_force_track(orbit, t) if r is None else r
     lat, lon = math.radians(station[1]), math.radians(station[2])
     theta = np.radians(gmst_deg(orbit.epoch_unix_s)) + OMEGA_EARTH * t + lon
     site = RE * np.stack([math.cos(lat) * np.cos(theta), math.cos(lat) * np.sin(theta),
                           np.full_like(t, math.sin(lat))], axis=1)
     rho = r - site
     zenith = np.degrees(np.arccos(np.sum(rho * site, axis=1) / (np.linalg.norm(rho, axis=1) * RE)))
-    visible = (90.0 - zenith) >= min_el_deg
-    starts = t[1:][visible[1:] & ~visible[:-1]]
-    return starts, visible.sum() * (t[1] - t[0])
+    return (90.0 - zenith) >= min_el_deg
 
 
 def test_svalbard_passes_per_day_match_brute_force_and_reference():
@@ -69,8 +74,8 @@ def test_svalbard_passes_per_day_match_brute_force_and_reference():
     assert 60.0 <= bf_seconds / days / 60.0 <= 110.0      # REFERENCE: ~87 min/day
 
 
-def brute_force_eclipses(orbit, t):
-    r = brute_force_track(orbit, t)
+def brute_force_eclipses(orbit, t, r=None):
+    r = brute_force_track(orbit, t) if r is None else r
     d = (orbit.epoch_unix_s + t) / 86400.0 - 10957.5
     g = np.radians(357.528 + 0.9856003 * d)
     lam = np.radians(280.460 + 0.9856474 * d + 1.915 * np.sin(g) + 0.020 * np.sin(2 * g))
@@ -133,3 +138,16 @@ def test_window_list_queries_forward_and_backward():
     assert w.remaining(15.0) == 5.0 and w.remaining(30.0) == 0.0
     assert w.inside(8.0, margin=3.0) and w.inside(15.0)        # time went back: still right
     assert w.inside(62.0, margin=3.0) and not w.inside(64.0, margin=3.0)
+
+
+def test_the_per_tick_countdown_equals_a_fresh_search_at_every_second():
+    orbit = OrbitConfig(epoch_unix_s=JUNE_21_2027)
+    planner = ContactPlanner(orbit, (SVALBARD, ("Troll", -72.01, 2.53)), 10.0, margin_s=30.0)
+    for t in list(range(0, 20000)) + list(range(9000, 9100)):      # forward, then back in time
+        planner.update(float(t))
+        c, e = planner.contact_windows, planner.eclipse_windows
+        fresh = WindowList(list(zip(c.starts, c.ends))), WindowList(list(zip(e.starts, e.ends)))
+        assert planner.in_contact == fresh[0].inside(t, 30.0)
+        assert planner.next_contact == pytest.approx(fresh[0].time_to_next(t), abs=1e-9)
+        assert planner.next_eclipse == pytest.approx(fresh[1].time_to_next(t), abs=1e-9)
+        assert planner.eclipse_left == pytest.approx(fresh[1].remaining(t), abs=1e-9)

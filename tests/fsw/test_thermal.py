@@ -10,7 +10,8 @@ from twin.fsw.validity import SensorMonitor
 S = 1_000_000_000
 
 
-def controller(cfg=ThermalConfig(), **failed):
+def controller(cfg=None, **failed):
+    cfg = cfg or ThermalConfig()
     faults = SimpleNamespace(tpu_temp_failed=[False] * 4, battery_temp_failed=False, avionics_temp_failed=False)
     for k, v in failed.items():
         setattr(faults, k, v)

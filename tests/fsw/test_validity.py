@@ -9,7 +9,8 @@ S = 1_000_000_000
 TB = CHANNEL_INDEX["t_battery_c"]
 
 
-def monitor_after(frames, config=MonitorConfig()):
+def monitor_after(frames, config=None):
+    config = config or MonitorConfig()
     m = SensorMonitor(config)
     for f in frames:
         m.set_frame(f)
@@ -30,14 +31,14 @@ def test_before_any_frame_everything_is_stale():
 
 
 def test_nan_range_and_board_flag_each_get_their_state(frame):
-    m = monitor_after([frame(0, {"t_battery_c": math.nan, "t_tpu1_c": 150.5, "v_bus_v": -0.5},
-                             invalid=("i_solar_a",))])
-    assert m.state[TB] == NAN
+    m = monitor_after([frame(0, {"t_battery_c": math.nan, "t_tpu1_c": 150.5, "v_bus_v": -0.5,
+                                 "i_battery_a": -math.inf}, invalid=("i_solar_a",))])
+    assert m.state[TB] == NAN and m.state[CHANNEL_INDEX["i_battery_a"]] == NAN
     assert m.state[CHANNEL_INDEX["t_tpu1_c"]] == RANGE
     assert m.state[CHANNEL_INDEX["v_bus_v"]] == RANGE
     assert m.state[CHANNEL_INDEX["i_solar_a"]] == BOARD_INVALID
-    assert m.invalid_count == 4
-    for name in ("t_battery_c", "t_tpu1_c", "v_bus_v", "i_solar_a"):
+    assert m.invalid_count == 5
+    for name in ("t_battery_c", "t_tpu1_c", "v_bus_v", "i_solar_a", "i_battery_a"):
         assert m.value_or_none(CHANNEL_INDEX[name]) is None
     # exactly on the range edge is a valid reading
     m = monitor_after([frame(0, {"t_tpu1_c": 150.0})])
@@ -96,3 +97,9 @@ def test_exempt_channel_is_never_stuck(frame):
     cfg = MonitorConfig(stuck_samples=3, stuck_exempt=("t_battery_c",))
     m = monitor_after([frame(t, {"t_battery_c": 21.5}, exact=("t_battery_c",)) for t in range(10)], cfg)
     assert m.state[TB] == OK
+
+
+def test_board_flag_beats_staleness_beats_the_value(frame):
+    m = monitor_after([frame(10, {"t_battery_c": math.nan, "t_tpu0_c": math.nan}, invalid=("t_battery_c",),
+                             sample_t_s={"thermal": 0})])
+    assert m.state[TB] == BOARD_INVALID and m.state[CHANNEL_INDEX["t_tpu0_c"]] == STALE

@@ -1,9 +1,10 @@
 """The flight software: sensor validity, SoC estimation, FDIR and modes, thermal, power, links, watchdog.
 
-It imports only :mod:`twin.hal` (plus the standard library and numpy) and
-cannot tell which board it runs against. :class:`FlightSoftware` is what the
-executive runs; :class:`FswConfig` is its configuration (settable from scenario
-files under ``[fsw.*]``). The mode and FDIR table is in :mod:`twin.fsw.modes`.
+It imports only :mod:`twin.hal` (plus :mod:`twin.params` for its parameter
+declarations, the standard library and numpy) and cannot tell which board it
+runs against. :class:`FlightSoftware` is what the executive runs;
+:class:`FswConfig` is its configuration (settable from scenario files under
+``[fsw.*]``). The mode and FDIR table is in :mod:`twin.fsw.modes`.
 """
 from .base import EventLog, FdirEvent, Task
 from .config import (BatteryConfig, FdirConfig, FswConfig, LinksConfig, MonitorConfig, OrbitConfig, PowerConfig,

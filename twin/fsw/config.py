@@ -99,6 +99,8 @@ class PowerConfig:
     shed3_samples: int = param(10, "samples", lo=1, hi=100000, doc="persistence before stage 3")
     unshed_samples: int = param(60, "samples", lo=1, hi=100000, doc="persistence before a stage clears")
     shed_min_dwell_s: float = param(300.0, "s", lo=0.0, doc="least time at a stage before it may clear")
+    starve_samples: int = param(60, "samples", lo=1, hi=100000,
+                                doc="budget below the idle power this long turns compute off (and back on)")
     stage1_compute_fraction: float = param(0.0, "1", lo=0.0, hi=1.0,
                                            doc="compute budget kept at stage 1, fraction of maximum (0: off)")
     rail_latch_samples: int = param(5, "samples", lo=1, hi=10000,

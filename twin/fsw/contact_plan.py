@@ -177,6 +177,10 @@ class ContactPlanner:
         self.in_contact = False
         self.next_contact = self.next_eclipse = -1.0
         self.eclipse_left = 0.0
+        self._steady = (0.0, 0.0)
+        self._contact_at: float | None = None
+        self._eclipse_at: float | None = None
+        self._eclipse_end = 0.0
         self.contacts: list[tuple[float, float, str]] = []
         self.contact_windows = WindowList([])
         self.eclipse_windows = WindowList([])
@@ -190,15 +194,37 @@ class ContactPlanner:
             self.contact_windows = WindowList(_merge([(a, b) for a, b, _ in self.contacts]))
             self.eclipse_windows = WindowList(eclipses)
             self.t0_s = t_s
+            self._steady = (t_s, t_s)
+        # Between two window edges the view only counts down: no window search per tick.
+        if not self._steady[0] <= t_s < self._steady[1]:
+            self._anchor(t_s)
         self.t_s = t_s
-        contacts, eclipses = self.contact_windows, self.eclipse_windows
-        self.in_contact = contacts.inside(t_s, self.margin_s)
-        self.next_contact = contacts.time_to_next(t_s)
-        self.next_eclipse = eclipses.time_to_next(t_s)
-        self.eclipse_left = eclipses.remaining(t_s) if self.next_eclipse == 0.0 else 0.0
+        nc, ne = self._contact_at, self._eclipse_at
+        self.next_contact = -1.0 if nc is None else (nc - t_s if nc > t_s else 0.0)
+        self.next_eclipse = -1.0 if ne is None else (ne - t_s if ne > t_s else 0.0)
+        self.eclipse_left = self._eclipse_end - t_s if self.next_eclipse == 0.0 else 0.0
 
-    def predict(self, t0_s: float, horizon_s: float) -> tuple[list[tuple[float, float, str]], list[tuple[float, float]]]:
-        """Station passes ``(start, end, name)`` sorted by start, and eclipses ``(start, end)``, in ``t0..t0+horizon``."""
+    def _anchor(self, t_s: float) -> None:
+        """Search the windows at ``t_s``; keep the absolute times the view counts down to, and until when."""
+        margin = self.margin_s
+        contacts, eclipses = self.contact_windows, self.eclipse_windows
+        self.in_contact = contacts.inside(t_s, margin)
+        edges = [self.t0_s + self.refresh_s]
+        k = contacts._first_open(t_s - margin)
+        for a, b in zip(contacts.starts[k:k + 2], contacts.ends[k:k + 2]):
+            edges += [a - margin, a, b, b + margin]
+        k = contacts._first_open(t_s)
+        self._contact_at = contacts.starts[k] if k < len(contacts.starts) else None
+        k = eclipses._first_open(t_s)
+        if k < len(eclipses.starts):
+            self._eclipse_at, self._eclipse_end = eclipses.starts[k], eclipses.ends[k]
+            edges += [self._eclipse_at, self._eclipse_end]
+        else:
+            self._eclipse_at, self._eclipse_end = None, 0.0
+        self._steady = (t_s, min(e for e in edges if e > t_s))
+
+    def predict(self, t0_s: float, horizon_s: float) -> tuple[list, list]:
+        """Station passes ``(start, end, name)`` sorted by start, and eclipses ``(start, end)``, in t0..t0+horizon."""
         step = self.cfg.predict_step_s
         t = t0_s + np.arange(0.0, horizon_s + step, step)
         r = self.orbit.positions_km(t)

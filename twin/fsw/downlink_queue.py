@@ -22,7 +22,11 @@ PRIORITY_NAMES = ("events", "housekeeping", "compute")
 
 
 class DownlinkQueue:
-    """Per-class FIFO of byte chunks; see the module docstring. All counters are ints."""
+    """Per-class FIFO of byte chunks; see the module docstring.
+
+    Counters are ints: per class (``generated``, ``downlinked``, ``dropped``,
+    ``queued``, lists indexed by priority) and in total (``total_*``).
+    """
 
     def __init__(self, capacity_bytes: int, chunk_s: float = 10.0):
         self.capacity = int(capacity_bytes)
@@ -33,27 +37,18 @@ class DownlinkQueue:
         self.generated = [0] * n
         self.downlinked = [0] * n
         self.dropped = [0] * n
-        self.total_queued = 0
+        self.total_queued = self.total_generated = self.total_downlinked = self.total_dropped = 0
 
     def put(self, prio: int, nbytes: int, t_s: float) -> int:
         """Queue ``nbytes`` of class ``prio`` generated at ``t_s``; returns the bytes dropped to make room."""
         if nbytes <= 0:
             return 0
         self.generated[prio] += nbytes
+        self.total_generated += nbytes
         excess = self.total_queued + nbytes - self.capacity
         dropped = 0
         if excess > 0:
-            for victim in range(len(self._chunks) - 1, prio - 1, -1):
-                freed = self._evict(victim, excess)
-                dropped += freed
-                excess -= freed
-                if excess <= 0:
-                    break
-            if excess > 0:
-                lost = min(nbytes, excess)
-                self.dropped[prio] += lost
-                dropped += lost
-                nbytes -= lost
+            dropped, nbytes = self._make_room(prio, nbytes, excess)
         if nbytes:
             chunks = self._chunks[prio]
             if chunks and t_s - chunks[-1][0] < self.chunk_s:
@@ -63,6 +58,23 @@ class DownlinkQueue:
             self.queued[prio] += nbytes
             self.total_queued += nbytes
         return dropped
+
+    def _make_room(self, prio: int, nbytes: int, excess: int) -> tuple[int, int]:
+        """Evict less important (then equal) data, oldest first; (bytes dropped, new bytes that still fit)."""
+        dropped = 0
+        for victim in range(len(self._chunks) - 1, prio - 1, -1):
+            freed = self._evict(victim, excess)
+            dropped += freed
+            excess -= freed
+            if excess <= 0:
+                break
+        if excess > 0:
+            lost = min(nbytes, excess)
+            self.dropped[prio] += lost
+            self.total_dropped += lost
+            dropped += lost
+            nbytes -= lost
+        return dropped, nbytes
 
     def _evict(self, prio: int, nbytes: int) -> int:
         chunks = self._chunks[prio]
@@ -77,6 +89,7 @@ class DownlinkQueue:
         self.queued[prio] -= freed
         self.dropped[prio] += freed
         self.total_queued -= freed
+        self.total_dropped += freed
         return freed
 
     def send(self, nbytes: int) -> int:
@@ -96,21 +109,13 @@ class DownlinkQueue:
                 break
         sent = nbytes - budget
         self.total_queued -= sent
+        self.total_downlinked += sent
         return sent
 
     def oldest_age_s(self, t_s: float) -> float:
         """Age of the oldest byte waiting (0 when empty)."""
-        heads = [c[0][0] for c in self._chunks if c]
-        return max(0.0, t_s - min(heads)) if heads else 0.0
-
-    @property
-    def total_generated(self) -> int:
-        return sum(self.generated)
-
-    @property
-    def total_downlinked(self) -> int:
-        return sum(self.downlinked)
-
-    @property
-    def total_dropped(self) -> int:
-        return sum(self.dropped)
+        oldest = t_s
+        for chunks in self._chunks:
+            if chunks and chunks[0][0] < oldest:
+                oldest = chunks[0][0]
+        return t_s - oldest

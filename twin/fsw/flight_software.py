@@ -8,7 +8,9 @@ share state by reference: each reads the outputs of those before it this tick
 """
 from __future__ import annotations
 
-from twin.hal import N_ISL, N_TPU_GROUPS, ActuatorCommand, FswHousekeeping, SensorFrame
+import dataclasses
+
+from twin.hal import FSW_HOUSEKEEPING_FIELDS, N_ISL, N_TPU_GROUPS, ActuatorCommand, FswHousekeeping, SensorFrame
 
 from .base import EventLog, Task
 from .config import FswConfig
@@ -26,6 +28,17 @@ from .watchdog import WatchdogService
 __all__ = ["FlightSoftware"]
 
 _NAN = float("nan")
+
+# Both records are built positionally every tick (three times cheaper than by keyword); this is
+# the order the calls below are written in, checked once against the HAL.
+_COMMAND_ORDER = ("heater_duty", "switch_tpu", "switch_optical", "tpu_cap", "isl_enable", "downlink_enable",
+                  "charge_enable", "watchdog_kick", "fsw_mode")
+_HOUSEKEEPING_ORDER = ("mode", "shed_stage", "soc_est", "compute_budget_w", "next_contact_s", "next_eclipse_s",
+                       "queue_bytes", "generated_bytes", "downlinked_bytes", "dropped_bytes", "oldest_age_s",
+                       "invalid_channels", "fdir_events", "task_faults", "watchdog_ok")
+if (tuple(f.name for f in dataclasses.fields(ActuatorCommand)) != _COMMAND_ORDER
+        or FSW_HOUSEKEEPING_FIELDS != _HOUSEKEEPING_ORDER):
+    raise ImportError("twin.hal changed ActuatorCommand or FswHousekeeping fields: update twin.fsw.flight_software")
 
 
 def _unit(x: float) -> float:
@@ -70,18 +83,20 @@ class FlightSoftware:
         return self.event_log.count
 
     def reset(self, t_ns: int) -> None:
-        """Boot or restart: every task back to its initial state, the mode SAFE, estimators re-initialised
-        on the next frame. The downlink queue (mass memory), the event log and the counters survive."""
+        """Boot or restart: every task back to its initial state and the mode SAFE.
+
+        Estimators re-initialise on the next frame. The downlink queue (mass
+        memory), the event log and the cumulative counters survive.
+        """
         for task in self.tasks:
             task.reset(t_ns)
             self.health[task.name] = True
         self.last_command = ActuatorCommand()
         self.power.applied = self.links.applied = self.last_command
-        self._frame_t_ns = t_ns
 
     def on_frame(self, frame: SensorFrame) -> None:
+        """The board's frame for this tick, read by the tasks that run after it."""
         self.monitor.set_frame(frame)
-        self._frame_t_ns = frame.t_ns
 
     def command(self) -> ActuatorCommand:
         """The merged command for this tick; never raises (falls back to the safe state and counts it)."""
@@ -103,17 +118,19 @@ class FlightSoftware:
         safe = modes.mode == SAFE
         tpu_on = power.tpu_on and not safe
         if tpu_on:
-            level, failed = power.cap, modes.tpu_temp_failed
-            caps = [0.0 if failed[g] else _unit(c if c < level else level) for g, c in enumerate(thermal.cap)]
+            level, failed = _unit(power.cap), modes.tpu_temp_failed
+            if thermal.caps_full and True not in failed:
+                caps = [level] * N_TPU_GROUPS
+            else:
+                caps = [0.0 if failed[g] else (c if c < level else level) for g, c in enumerate(thermal.cap)]
         else:
             caps = [0.0] * N_TPU_GROUPS
         optical = links.optical_on and tpu_on
-        duty = thermal.heater_duty
+        d0, d1 = thermal.heater_duty
         return ActuatorCommand(
-            heater_duty=[_unit(duty[0]), _unit(duty[1])],
-            switch_tpu=tpu_on, switch_optical=optical, tpu_cap=caps, isl_enable=[optical] * N_ISL,
-            downlink_enable=links.downlink_enable, charge_enable=thermal.charge_enable,
-            watchdog_kick=self.watchdog.kick, fsw_mode=modes.mode)
+            [d0 if 0.0 <= d0 <= 1.0 else _unit(d0), d1 if 0.0 <= d1 <= 1.0 else _unit(d1)],
+            tpu_on, optical, caps, [optical] * N_ISL, links.downlink_enable, thermal.charge_enable,
+            self.watchdog.kick, modes.mode)
 
     def _count_faults(self) -> None:
         """Count each task that raised this tick (it is unhealthy and was started this tick)."""
@@ -124,12 +141,10 @@ class FlightSoftware:
                 self.modes.note_task_fault(now, task.name)
 
     def housekeeping(self) -> FswHousekeeping:
+        """This tick's :class:`~twin.hal.FswHousekeeping` (a new record each call)."""
         q, soc = self.queue, self.soc.soc
         return FswHousekeeping(
-            mode=self.modes.mode, shed_stage=self.shedder.stage, soc_est=_NAN if soc is None else soc,
-            compute_budget_w=self.power.budget_w, next_contact_s=self.links.next_contact_s,
-            next_eclipse_s=self.power.next_eclipse_s, queue_bytes=float(q.total_queued),
-            generated_bytes=float(q.total_generated), downlinked_bytes=float(q.total_downlinked),
-            dropped_bytes=float(q.total_dropped), oldest_age_s=self.links.oldest_age_s,
-            invalid_channels=self.monitor.invalid_count, fdir_events=self.event_log.count,
-            task_faults=self.task_faults, watchdog_ok=self.watchdog.ok)
+            self.modes.mode, self.shedder.stage, _NAN if soc is None else soc, self.power.budget_w,
+            self.links.next_contact_s, self.power.next_eclipse_s, float(q.total_queued), float(q.total_generated),
+            float(q.total_downlinked), float(q.total_dropped), self.links.oldest_age_s, self.monitor.invalid_count,
+            self.event_log.count, self.task_faults, self.watchdog.ok)

@@ -3,38 +3,39 @@
 The flight software starts and restarts in SAFE. Sensor conditions are judged
 only on readings the monitor calls OK (:mod:`.validity`); an invalid reading is
 its own condition, never a limit violation. Persistence counts samples of the
-task that checks (1 Hz by default). Defaults in brackets; every number is a
-field of :class:`~twin.fsw.config.FswConfig`.
+task that checks (1 Hz by default). Every number is a field of
+:class:`~twin.fsw.config.FswConfig` (defaults shown).
 
-FDIR table
-----------
+FDIR table (persistence in samples; defaults, each a ``FswConfig`` field named below)
 
-==  ===============================  ==================  =======================================  ==============================
-#   condition                        persistence         action                                   recovery
-==  ===============================  ==================  =======================================  ==============================
-1   ``t_tpu<g>_c`` not OK (stale,    ``invalid_samples``  group g capped to 0 (its thermal cap     OK for ``recover_samples`` [30];
-    NaN, range, stuck, board flag)   [5]                 restarts from 0); NOMINAL -> DEGRADED    cap ramps back at the thermal
-                                                                                                  recovery rate
-2   ``t_battery_c`` not OK           at once / [5]       charging inhibited at once (thermal);    OK [30]; charging after
-                                                         after [5]: battery heater on fixed       ``charge_ok_samples`` [5] in
-                                                         fallback duty [0.3]; -> DEGRADED         range with margin
-3   ``t_avionics_c`` not OK          [5]                 avionics heater fallback duty [0.3];     OK [30]
-                                                         -> DEGRADED
-4   ``v_battery_v`` or               [5]                 SoC estimate holds / counts on its own   OK [30]
-    ``i_battery_a`` not OK                               OCV; compute off (budget cannot be
-                                                         regulated); -> DEGRADED
-5   battery outside 0..45 C          1 sample            charging inhibited                       [5] samples 1 C inside
-6   SoC < 0.60 / 0.50 / 0.40         60 / 30 / 10        shed stage 1 compute off / 2 + optical   SoC > threshold + 0.05 for 60
-                                                         off / 3 -> SAFE                          samples and 300 s at the stage
-7   battery < -10 C or > 55 C        ``deep_samples`` [3] -> SAFE                                  SAFE exit rule
-8   TPU group >= ``tpu_limit_c``     [3]                 -> SAFE (TPU rail off)                   SAFE exit rule
-    [95 C] (cap already 0 at 92 C)
-9   task faults >= 3 within 600 s    at the 3rd          -> SAFE                                  SAFE exit rule, no task fault
-                                                                                                  during the dwell
-10  ``board_boot_count`` changed     1 sample            -> SAFE (the board reset its actuators)  SAFE exit rule
-11  rail commanded on reads no       ``rail_latch_`      rail commanded off for one tick (re-arms after 3 failed cycles: given up
-    current (undervoltage latch)     samples`` [5]       the latch), at most ``rail_cycle_limit`` until the next reset
-==  ===============================  ==================  =======================================  ==============================
+| #  | condition                       | persist. | action                                | recovery                   |
+|----|---------------------------------|----------|---------------------------------------|----------------------------|
+| 1  | ``t_tpu<g>_c`` not OK           | 5        | group g capped to 0; -> DEGRADED      | 30 OK; cap ramps 0.01/s    |
+| 2  | ``t_battery_c`` not OK          | 0 / 5    | charging off at once; after 5: heater | 30 OK; charging after 5    |
+|    |                                 |          | on fixed duty 0.3; -> DEGRADED        | in range                   |
+| 3  | ``t_avionics_c`` not OK         | 5        | heater on fixed duty 0.3; -> DEGRADED | 30 OK                      |
+| 4  | battery V or I not OK           | 5        | SoC holds; compute off; -> DEGRADED   | 30 OK                      |
+| 5  | battery outside 0..45 C         | 1        | charging inhibited                    | 5 samples 1 C inside       |
+| 6  | SoC < 0.60 / 0.50 / 0.40        | 60/30/10 | shed 1: compute off / 2: + optical    | SoC > thr + 0.05 for 60    |
+|    |                                 |          | off / 3: -> SAFE                      | and >= 300 s at the stage  |
+| 7  | battery < -10 C or > 55 C       | 3        | -> SAFE                               | SAFE exit rule             |
+| 8  | TPU group >= 95 C (cap 0 at 92) | 3        | -> SAFE (TPU rail off)                | SAFE exit rule             |
+| 9  | 3 task faults within 600 s      | 3rd      | -> SAFE                               | exit rule; dwell restarts  |
+| 10 | ``board_boot_count`` changed    | 1        | -> SAFE (board reset its outputs)     | SAFE exit rule             |
+| 11 | rail on, no current (UV latch)  | 5        | rail off one tick (re-arms latch)     | 3 cycles, then given up    |
+| 12 | budget < TPU idle power         | 60       | TPU rail off (power task)             | spare > idle + 1 kW for 60 |
+
+Row 1: any invalid state (stale, NaN, range, stuck, board flag). Row 4: ``v_battery_v`` or
+``i_battery_a``; the SoC estimate then counts on its own OCV, or holds. Row 11 power-cycles a
+latched TPU or optical rail (undervoltage protection), at most 3 times in a row. Row 12 (the
+array lost, or an eclipse too deep for even idle chips) is in :mod:`.power`.
+
+Fields: 1-4 ``fdir.invalid_samples/recover_samples``, ``thermal.*_fallback_duty``;
+5 ``thermal.charge_min_c/max_c/margin_c/ok_samples``; 6 ``power.shed{1,2,3}_soc/_samples``,
+``power.shed_hysteresis/unshed_samples/shed_min_dwell_s``; 7 ``fdir.battery_safe_lo_c/hi_c``,
+``fdir.deep_samples``; 8 ``thermal.tpu_limit_c``; 9 ``fdir.task_fault_limit/window_s``;
+11 ``power.rail_latch_samples/tpu_rail_min_a/optical_rail_min_a/rail_cycle_limit``;
+12 ``power.starve_samples/budget_headroom_w``.
 
 SAFE exit rule: ``v_battery_v``, ``i_battery_a``, ``t_battery_c`` OK, SoC
 estimate >= ``safe_exit_soc`` [0.55], shed stage < 3, battery within the
@@ -52,8 +53,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from twin.hal import (CHANNELS, MODES, N_TPU_GROUPS, S_BOARD_BOOT_COUNT, S_I_BATTERY, S_T_AVIONICS, S_T_BATTERY, S_T_TPU,
-                      S_V_BATTERY)
+from twin.hal import (CHANNELS, MODES, N_TPU_GROUPS, S_BOARD_BOOT_COUNT, S_I_BATTERY, S_T_AVIONICS, S_T_BATTERY,
+                      S_T_TPU, S_V_BATTERY)
 
 from .base import Debounce, EventLog, Task
 from .config import FswConfig
@@ -93,13 +94,14 @@ class ModeManager(Task):
         self._watch = [(Debounce(f.invalid_samples, f.recover_samples), k, name, chans, action)
                        for k, (name, chans, action) in enumerate(watch)]
         self._failed = [False] * len(watch)
+        self._sensors_quiet = True
         self.tpu_temp_failed = [False] * N_TPU_GROUPS
         self._batt_deep = Debounce(f.deep_samples, 1)
         self._tpu_hot = [Debounce(f.deep_samples, 1) for _ in range(N_TPU_GROUPS)]
+        self._tpu_cool = True
         self._boot_count: float | None = None
         self._safe_ok_since_ns: int | None = None
         self._fault_times: deque[int] = deque()
-        self._last_fault_ns: int | None = None
 
     @property
     def battery_temp_failed(self) -> bool:
@@ -119,11 +121,9 @@ class ModeManager(Task):
         return [name for (_, _, name, _, _), bad in zip(self._watch, self._failed) if bad]
 
     def _step(self, t_ns: int) -> None:
-        state = self.monitor.state
-        for deb, k, name, chans, action in self._watch:
-            bad = state[chans[0]] != OK or (len(chans) > 1 and state[chans[1]] != OK)
-            if (bad != deb.active or deb.count) and deb.update(bad):
-                self._sensor_event(t_ns, k, name, chans, action, bad)
+        # With every channel OK and no sensor fault active or pending there is nothing to debounce.
+        if self.monitor.invalid_count or not self._sensors_quiet:
+            self._sensors(t_ns)
 
         deep = self._deep(t_ns)
         f = self.cfg.fdir
@@ -142,6 +142,16 @@ class ModeManager(Task):
             if new != self.mode:
                 faults = self.contained_faults
                 self._set_mode(t_ns, new, ", ".join(faults) if faults else "contained faults recovered")
+
+    def _sensors(self, t_ns: int) -> None:
+        state = self.monitor.state
+        quiet = True
+        for deb, k, name, chans, action in self._watch:
+            bad = state[chans[0]] != OK or (len(chans) > 1 and state[chans[1]] != OK)
+            if (bad != deb.active or deb.count) and deb.update(bad):
+                self._sensor_event(t_ns, k, name, chans, action, bad)
+            quiet = quiet and not deb.active and not deb.count
+        self._sensors_quiet = quiet
 
     def _sensor_event(self, t_ns: int, k: int, name: str, chans: tuple, action: str, bad: bool) -> None:
         self._failed[k] = bad
@@ -172,12 +182,15 @@ class ModeManager(Task):
                 reason = (f"t_battery_c {t_batt:.1f} C outside {f.battery_safe_lo_c:g}..{f.battery_safe_hi_c:g} C "
                           f"for {f.deep_samples} samples")
         limit = self.cfg.thermal.tpu_limit_c
-        for deb, ch in zip(self._tpu_hot, S_T_TPU):
-            temp = r[ch]
-            if temp is not None:
-                hot = temp >= limit
-                if (hot != deb.active or deb.count) and deb.update(hot) and hot:
-                    reason = f"{CHANNELS[ch].name} {temp:.1f} C >= {limit:g} C for {f.deep_samples} samples"
+        temps = [r[ch] for ch in S_T_TPU]
+        if None in temps or max(temps) >= limit or not self._tpu_cool:
+            self._tpu_cool = True
+            for deb, ch, temp in zip(self._tpu_hot, S_T_TPU, temps):
+                if temp is not None:
+                    hot = temp >= limit
+                    if (hot != deb.active or deb.count) and deb.update(hot) and hot:
+                        reason = f"{CHANNELS[ch].name} {temp:.1f} C >= {limit:g} C for {f.deep_samples} samples"
+                self._tpu_cool = self._tpu_cool and not deb.active and not deb.count
         if self.shedder.stage >= 3 and self.mode != SAFE:
             soc = self.soc.soc
             reason = "shed stage 3" + (f" (SoC {soc:.3f})" if soc is not None else "")
@@ -201,8 +214,7 @@ class ModeManager(Task):
             temp = m.value_or_none(ch)
             if temp is not None and temp >= th.tpu_throttle_start_c:
                 return False
-        last = self._last_fault_ns
-        return last is None or (t_ns - last) * 1e-9 >= f.safe_exit_dwell_s
+        return True
 
     def enter_safe(self, t_ns: int, why: str) -> None:
         """Go to SAFE now (or stay there) and restart the exit dwell."""
@@ -216,7 +228,7 @@ class ModeManager(Task):
         f = self.cfg.fdir
         times = self._fault_times
         times.append(t_ns)
-        self._last_fault_ns = t_ns
+        self._safe_ok_since_ns = None  # a fault restarts the SAFE exit dwell
         while times and (t_ns - times[0]) * 1e-9 > f.task_fault_window_s:
             times.popleft()
         if len(times) >= f.task_fault_limit:

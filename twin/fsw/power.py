@@ -25,13 +25,18 @@ shed stage 1 (unless ``stage1_compute_fraction`` > 0), while the battery
 sensors have failed, when no group may run, once the SoC has reached the
 eclipse floor inside an eclipse (until sunlight: idle chips would keep
 draining it), and for one tick when the rail guard cycles a latched rail.
+
+Starved compute. A budget below the chips' idle power for ``starve_samples``
+means even idle TPUs cost more than the battery can give (the array lost, a
+deep eclipse): the rail goes off. While off, the battery error is itself the
+power the TPUs could have (nothing to integrate); the rail comes back when it
+exceeds the idle power plus ``budget_headroom_w`` for ``starve_samples``.
 """
 from __future__ import annotations
 
-from twin.hal import (N_TPU_GROUPS, ActuatorCommand, S_I_BATTERY, S_I_RAIL, S_SUN_PRESENT, S_TPU_ONLINE, S_V_BATTERY,
-                      S_V_BUS)
+from twin.hal import S_I_BATTERY, S_I_RAIL, S_SUN_PRESENT, S_TPU_ONLINE, S_V_BATTERY, S_V_BUS, ActuatorCommand
 
-from .base import EventLog, Task
+from .base import Debounce, EventLog, Task
 from .config import FswConfig
 from .contact_plan import ContactPlanner
 from .modes import SAFE, ModeManager
@@ -51,18 +56,22 @@ def cap_level(budget_w: float, ceilings: list[float], chips: list[float], idle_w
     Returns 0 when the budget does not cover the idle power, 1 when it covers
     every group at its ceiling.
     """
-    spare = budget_w - idle_w * sum(chips)
+    n_chips = sum(chips)
+    spare = budget_w - idle_w * n_chips
     if spare <= 0.0:
         return 0.0
     span = max_w - idle_w
-    weights = sorted(zip(ceilings, [n * span for n in chips]))
-    w_left = sum(w for _, w in weights)
+    w_left = span * n_chips
+    if ceilings.count(ceilings[0]) == len(ceilings):  # the usual case: one ceiling for all
+        level = spare / w_left if w_left > 0.0 else 1.0
+        return level if level < ceilings[0] else 1.0
     used = 0.0
-    for ceiling, w in weights:
+    for ceiling, n in sorted(zip(ceilings, chips)):
         if w_left <= 0.0:
             break
         if used + ceiling * w_left >= spare:
             return (spare - used) / w_left
+        w = n * span
         used += ceiling * w
         w_left -= w
     return 1.0
@@ -76,6 +85,7 @@ class PowerManager(Task):
                  rate_hz: float = 1.0):
         super().__init__("power", rate_hz)
         self.cfg = cfg
+        self.events = events
         self.monitor, self.soc, self.modes, self.thermal = monitor, soc, modes, thermal
         self.shedder, self.planner = shedder, planner
         p, t = cfg.power, cfg.tpu
@@ -85,6 +95,9 @@ class PowerManager(Task):
         self._capacity_j = cfg.battery.capacity_wh * 3600.0
         self._floor = 1.0 - p.max_dod
         self._no_demand = t.utilization_demand <= 0.0
+        self._idle_w_per_chip = t.chip_idle_w
+        self._gain, self._headroom_w = p.regulator_gain, p.budget_headroom_w
+        self._util_ceilings = [t.utilization_demand] * t.groups
         #: The command sent last tick (set by the flight software): what the rails did since.
         self.applied = ActuatorCommand()
         self._reset(0)
@@ -100,57 +113,79 @@ class PowerManager(Task):
         self.i_setpoint_a = 0.0
         self._dark_since_ns: int | None = None
         self.floor_reached = False
-        self.chips = [float(self.cfg.tpu.chips_per_group)] * N_TPU_GROUPS
+        self._starved = Debounce(self.cfg.power.starve_samples, self.cfg.power.starve_samples)
 
     def _step(self, t_ns: int) -> None:
         cfg, r, modes = self.cfg, self.monitor.readings, self.modes
         t_s = t_ns * 1e-9
-        self.planner.update(t_s)
+        plan = self.planner
+        plan.update(t_s)
         soc = self.soc.soc
         stage = self.shedder.update(t_ns, soc)
-        self._eclipse(t_ns, r[S_SUN_PRESENT])
+        sun = r[S_SUN_PRESENT]
+        self.in_eclipse = in_eclipse = sun < 0.5 if sun is not None else plan.eclipse_left > 0.0
+        if not in_eclipse:
+            self._dark_since_ns = None
+        elif self._dark_since_ns is None:
+            self._dark_since_ns = t_ns
+        self.next_eclipse_s = 0.0 if in_eclipse else plan.next_eclipse
 
         i_tpu = r[_S_I_TPU]
-        default_chips = cfg.tpu.chips_per_group
-        chips = [default_chips if r[ch] is None else r[ch] for ch in S_TPU_ONLINE]
-        self.chips = chips
+        chips = [r[ch] for ch in S_TPU_ONLINE]
+        if None in chips:
+            chips = [cfg.tpu.chips_per_group if n is None else n for n in chips]
         guard = self.rail_guard
-        guard.update(t_ns, self.applied.switch_tpu, i_tpu, sum(chips) > 0)
+        n_chips = sum(chips)
+        guard.update(t_ns, self.applied.switch_tpu, i_tpu, n_chips > 0)
 
         # At the floor in eclipse even idle chips cost too much; the next sunlight lifts it.
-        self.floor_reached = self.in_eclipse and (self.floor_reached or (soc is not None and soc <= self._floor))
+        self.floor_reached = in_eclipse and (self.floor_reached or (soc is not None and soc <= self._floor))
         frac = cfg.power.stage1_compute_fraction
         failed = modes.tpu_temp_failed
         if (modes.mode == SAFE or stage > 1 or (stage == 1 and frac <= 0.0) or modes.power_sensor_failed
                 or self._no_demand or all(failed) or self.floor_reached or guard.cycle_now or guard.failed):
-            self.tpu_on = False
-            self.budget_w = 0.0
-            self.cap = 0.0
+            self._off()
+            self._starved.clear()
             return
 
         i_batt, v_batt = r[S_I_BATTERY], r[S_V_BATTERY]
         if i_batt is not None and v_batt is not None and soc is not None and v_batt > 1.0:
+            idle_w = self._idle_w_per_chip * n_chips
             self.i_setpoint_a = self._setpoint(soc, v_batt, t_s)
-            budget = self.budget_w + cfg.power.regulator_gain * (i_batt - self.i_setpoint_a) * v_batt
-            ceiling = self._max_compute_w if stage == 0 else frac * self._max_compute_w
-            v_bus = r[S_V_BUS]
-            if i_tpu is not None and v_bus is not None:
-                ceiling = min(ceiling, i_tpu * v_bus + cfg.power.budget_headroom_w)
-            self.budget_w = min(max(budget, 0.0), ceiling)
+            error_w = (i_batt - self.i_setpoint_a) * v_batt
+            starved = self._starved
+            if starved.active:
+                # Rail off: the battery error is the power the TPUs could have now, no integration.
+                if starved.update(error_w < idle_w + self._headroom_w):
+                    self.budget_w = min(error_w, idle_w + self._headroom_w)
+                    self.events.log(t_ns, "compute on", f"{error_w:.0f} W spare covers the idle power")
+            else:
+                budget = self.budget_w + self._gain * error_w
+                ceiling = self._max_compute_w if stage == 0 else frac * self._max_compute_w
+                v_bus = r[S_V_BUS]
+                if i_tpu is not None and v_bus is not None and i_tpu * v_bus + self._headroom_w < ceiling:
+                    ceiling = i_tpu * v_bus + self._headroom_w
+                self.budget_w = budget if 0.0 <= budget <= ceiling else (0.0 if budget < 0.0 else ceiling)
+                if (self.budget_w < idle_w) != starved.active or starved.count:
+                    if starved.update(self.budget_w < idle_w):
+                        self.events.log(t_ns, "compute off", f"budget below the {idle_w:.0f} W idle power for "
+                                        f"{starved.n_set} samples")
+        if self._starved.active:
+            self._off()
+            return
 
-        util, th = cfg.tpu.utilization_demand, self.thermal.cap
-        ceilings = [0.0 if failed[g] else min(th[g], util) for g in range(N_TPU_GROUPS)]
+        thermal, util = self.thermal, cfg.tpu.utilization_demand
+        if thermal.caps_full and True not in failed:
+            ceilings = self._util_ceilings
+        else:
+            ceilings = [0.0 if failed[g] else (c if c < util else util) for g, c in enumerate(thermal.cap)]
         self.cap = cap_level(self.budget_w, ceilings, chips, cfg.tpu.chip_idle_w, cfg.tpu.chip_max_w)
         self.tpu_on = True
 
-    def _eclipse(self, t_ns: int, sun: float | None) -> None:
-        plan = self.planner
-        self.in_eclipse = sun < 0.5 if sun is not None else plan.eclipse_left > 0.0
-        if not self.in_eclipse:
-            self._dark_since_ns = None
-        elif self._dark_since_ns is None:
-            self._dark_since_ns = t_ns
-        self.next_eclipse_s = 0.0 if self.in_eclipse else plan.next_eclipse
+    def _off(self) -> None:
+        self.tpu_on = False
+        self.budget_w = 0.0
+        self.cap = 0.0
 
     def _setpoint(self, soc: float, v: float, t_s: float) -> float:
         """Battery current (A, + charging) the budget regulates to."""

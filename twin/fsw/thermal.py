@@ -27,9 +27,12 @@ from .validity import SensorMonitor
 
 __all__ = ["ThermalController"]
 
+_FULL = [1.0] * N_TPU_GROUPS
+
 
 class ThermalController(Task):
-    """Outputs: ``cap`` (per TPU group, 0..1), ``heater_duty`` ([battery, avionics]), ``charge_enable``.
+    """Outputs: ``cap`` (per TPU group, 0..1; ``caps_full`` when all are 1), ``heater_duty``
+    ([battery, avionics]), ``charge_enable``.
 
     ``faults`` is the FDIR object with boolean ``tpu_temp_failed`` (list),
     ``battery_temp_failed`` and ``avionics_temp_failed`` attributes.
@@ -46,6 +49,7 @@ class ThermalController(Task):
 
     def _reset(self, t_ns: int) -> None:
         self.cap = [0.0] * N_TPU_GROUPS
+        self.caps_full = False
         self.heater_on = [False, False]
         self.heater_duty = [0.0, 0.0]
         self.charge_enable = False
@@ -57,19 +61,21 @@ class ThermalController(Task):
         rise = cfg.tpu_recovery_per_s * self.elapsed_s(t_ns)
         cap, start = self.cap, cfg.tpu_throttle_start_c
         failed = f.tpu_temp_failed
-        for g, ch in enumerate(S_T_TPU):
-            if failed[g]:
-                cap[g] = 0.0
-                continue
-            temp = r[ch]
-            if temp is None:
-                continue
-            target = 1.0 if temp <= start else 1.0 - (temp - start) * self._slope
-            if target <= cap[g]:
-                cap[g] = target if target > 0.0 else 0.0
-            else:
-                raised = cap[g] + rise
-                cap[g] = raised if raised < target else target
+        temps = [r[ch] for ch in S_T_TPU]
+        if not (self.caps_full and None not in temps and max(temps) <= start and True not in failed):
+            for g, temp in enumerate(temps):
+                if failed[g]:
+                    cap[g] = 0.0
+                    continue
+                if temp is None:
+                    continue
+                target = 1.0 if temp <= start else 1.0 - (temp - start) * self._slope
+                if target <= cap[g]:
+                    cap[g] = target if target > 0.0 else 0.0
+                else:
+                    raised = cap[g] + rise
+                    cap[g] = raised if raised < target else target
+            self.caps_full = cap == _FULL
 
         t_batt = r[S_T_BATTERY]
         self._zone(0, t_batt, f.battery_temp_failed, cfg.battery_heater_on_c, cfg.battery_heater_off_c,

@@ -6,7 +6,7 @@ Every channel gets one state per step, checked in this order:
 OK             usable
 BOARD_INVALID  the board flags the reading as failed (``frame.valid``)
 STALE          its group was sampled more than ``stale_limit_s`` ago (or never)
-NAN            not a finite number
+NAN            not a finite number (NaN or infinite)
 RANGE          outside the channel table's lo..hi
 STUCK          an analog reading bit-identical over ``stuck_samples`` fresh
                samples in a row (real sensors always show noise); a reading
@@ -21,6 +21,7 @@ executive's time, not the frame's, so a board that stops answering goes stale.
 from __future__ import annotations
 
 from itertools import compress
+from math import isfinite
 from operator import eq, itemgetter, le, ne
 
 from twin.hal import CHANNEL_INDEX, CHANNELS, GROUPS, N_CHANNELS, SensorFrame
@@ -96,7 +97,7 @@ class SensorMonitor(Task):
                     s = STALE
                 elif lo <= v <= hi:
                     continue
-                elif v != v:
+                elif not isfinite(v):
                     s = NAN
                 else:
                     s = RANGE

@@ -1,7 +1,8 @@
-"""Staged load shedding on the SoC, the water-filling cap level, the latched-rail guard."""
+"""Power: staged load shedding on the SoC, the water-filling cap level, starved compute, the latched-rail guard."""
 import math
 import random
 
+from twin.fsw import NOMINAL, FlightSoftware, FswConfig
 from twin.fsw.base import EventLog
 from twin.fsw.config import PowerConfig
 from twin.fsw.power import cap_level
@@ -108,3 +109,23 @@ def test_rail_guard_cycles_a_latched_rail_a_bounded_number_of_times():
     for t in range(100):
         idle.update(t * S, True, 0.0, False)
         assert not idle.cycle_now
+
+
+def test_compute_goes_off_when_the_budget_cannot_cover_idle_chips_and_back_when_power_returns(frame, tick):
+    fsw = FlightSoftware(FswConfig())
+    for t in range(400):
+        tick(fsw, frame(t))
+    assert fsw.modes.mode == NOMINAL and fsw.power.tpu_on
+    n = fsw.config.power.starve_samples
+    idle_a = 96 * 50.0 / 95.0
+    lost = [tick(fsw, frame(t, {"i_battery_a": -70.0, "i_tpu_a": idle_a}))[0] for t in range(400, 400 + n + 40)]
+    off_at = next(k for k, c in enumerate(lost) if not c.switch_tpu)
+    assert n <= off_at < n + 30 and not lost[-1].switch_optical       # budget ran down, then n samples below idle
+    assert fsw.event_log.find("compute off")
+    # rail off: a little spare power is not enough to pay for idle chips...
+    weak = [tick(fsw, frame(t, {"i_battery_a": 60.0, "i_tpu_a": 0.0}))[0] for t in range(500, 500 + 2 * n)]
+    assert not any(c.switch_tpu for c in weak)
+    # ...plenty is, after the same persistence
+    back = [tick(fsw, frame(t, {"i_battery_a": 120.0, "i_tpu_a": 0.0}))[0] for t in range(700, 700 + 2 * n)]
+    on_at = next(k for k, c in enumerate(back) if c.switch_tpu)
+    assert on_at == n - 1 and fsw.event_log.find("compute on")
