@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rig", default="sim", help="rig to run on (default: sim)")
     r.add_argument("--pace", type=float, help="run paced at this multiple of real time (default: as fast as possible)")
     r.add_argument("--realtime", action="store_true", help="run on the wall clock")
+    r.add_argument("--mavlink-out", metavar="udp:HOST:PORT",
+                   help="also stream HEARTBEAT and telemetry as MAVLink 2 over UDP (e.g. to MAVProxy)")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("scenarios", help="list the built-in scenarios")
@@ -81,7 +83,15 @@ def _cmd_run(args) -> int:
         raise CliError(f"--pace must be > 0, got {args.pace}")
     if args.rig != "sim":
         raise CliError(f"unknown rig {args.rig!r} (available: sim)")
+    observers = []
+    if args.mavlink_out:
+        from firmware_bridge.transports.udp_out import MavlinkUdpOut
+        try:
+            observers.append(MavlinkUdpOut(args.mavlink_out))
+        except ValueError as exc:
+            raise CliError(f"--mavlink-out: {exc}") from None
     out = _out_dir(args.out)
+    args.observers = observers
     result = asyncio.run(_run_with_progress(scenario, args, out, make_clock(args.pace, args.realtime)))
     print(format_summary(result.summary))
     print(f"outputs: {out}/ ({', '.join(p.name for p in result.files if p.exists())})")
@@ -112,7 +122,7 @@ async def _run_with_progress(scenario, args, out, clock):
           file=sys.stderr)
     try:
         return await run_scenario(scenario, rig=args.rig, out_dir=out, clock=clock, plots=not args.no_plots,
-                                  on_progress=progress, stop=stop)
+                                  on_progress=progress, stop=stop, observers=args.observers)
     finally:
         if bar is not None:
             bar.close()

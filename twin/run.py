@@ -40,6 +40,17 @@ class RunResult:
     files: list[Path] = field(default_factory=list)
 
 
+class _Fanout:
+    """Hands every tick's record to several observers (the recorder, a live UDP stream, ...)."""
+
+    def __init__(self, observers):
+        self.observers = list(observers)
+
+    def record(self, frame, cmd, hk) -> None:
+        for obs in self.observers:
+            obs.record(frame, cmd, hk)
+
+
 def telemetry_limits(scenario: Scenario) -> TelemetryLimits:
     lim = scenario.limits
     return TelemetryLimits(tpu_max_c=lim.tpu_max_c, battery_min_discharge_c=lim.battery_min_c,
@@ -57,7 +68,7 @@ def make_board(rig: str, scenario: Scenario, seed: int):
 async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | None = None,
                        clock: Clock | None = None, plots: bool = True,
                        on_progress: Callable[[int], None] | None = None,
-                       stop: asyncio.Event | None = None, board=None) -> RunResult:
+                       stop: asyncio.Event | None = None, board=None, observers=()) -> RunResult:
     """Run ``scenario`` (its seed, epoch and duration) and write its outputs to ``out_dir`` (None: keep in memory)."""
     clock = clock or VirtualClock()
     board = board or make_board(rig, scenario, scenario.run.seed)
@@ -69,7 +80,8 @@ async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | 
         sinks = [BackgroundSink(TlogWriter(out_dir / "telemetry.tlog", scenario.epoch_unix_s)),
                  BackgroundSink(CsvSink(out_dir / "telemetry.csv", scenario.epoch_unix_s))]
     recorder = TelemetryRecorder(sinks)
-    executive = Executive(board, fsw, clock, recorder, period_ns=scenario.period_ns, on_progress=on_progress)
+    taps = _Fanout([recorder, *observers]) if observers else recorder
+    executive = Executive(board, fsw, clock, taps, period_ns=scenario.period_ns, on_progress=on_progress)
     complete = False
     wall0 = time.perf_counter()
     try:
@@ -79,6 +91,8 @@ async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | 
     finally:
         wall = time.perf_counter() - wall0
         recorder.close()
+        for obs in observers:
+            obs.close()
         rows = recorder.rows()
         sim_s = executive.ticks * scenario.period_ns / 1e9
         meta = RunMeta(
