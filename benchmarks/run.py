@@ -25,6 +25,8 @@ def main() -> int:
           f" load {os.getloadavg()[0]:.2f} (medians of {args.repeat})")
     rows = [("figure", "value", "baseline (same run)", "ratio", "target")]
     rows += run_benchmarks(repeat=args.repeat, quick=args.quick)
+    from benchmarks.bench_codec import run_codec_benchmarks
+    rows += run_codec_benchmarks()
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for k, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

@@ -1,38 +1,48 @@
 """The MAVLink codec: bytes in, messages out, and back. No I/O.
 
-:class:`MavlinkCodec` frames a byte stream itself and hands each candidate
-frame to the generated dialect's ``MAVLink.decode`` (a ``file=None`` instance
-used as a pure parser). It frames itself because pymavlink's own
+:class:`MavlinkCodec` frames the byte stream itself: pymavlink's
 ``parse_buffer`` swallows a whole announced length when a header is corrupt,
-taking good frames behind it along. Here a rejected candidate costs one byte:
-the scan restarts right after its start marker, so any garbage, bit flip or
-cut-off frame loses at most the frames it actually touches. A candidate still
+taking the good frames behind it along. Here a rejected candidate costs one
+byte (the scan restarts right after its start marker); a candidate still
 waiting for its announced bytes does not hold back a complete, checksum-valid
-frame found behind it (a stray 0xFD must not stall a lockstep link). The
-checksum is checked here, so pymavlink's ``MAV_IGNORE_CRC`` has no effect.
+frame behind it (a stray 0xFD must not stall a lockstep link), and is
+discarded after ``interframe_timeout_s`` of silence.
 
-:func:`pack_columns` frames many messages of one type at once with numpy
-(wire order, MAVLink 2 trailing-zero truncation, X.25 CRC with crc_extra), byte
-for byte what pymavlink's ``pack`` gives; for bulk writers such as tlogs.
+A complete MAVLink 2 candidate is checked in this order: message id known
+(``unknown_ids``; nothing else is looked at, not even the checksum), checksum
+(``crc_errors``), then under a :class:`~firmware_bridge.signing.SigningPolicy`
+the signature (``bad_signature``) and only then the timestamp against the
+shared :class:`~firmware_bridge.signing.ReplayTable` (``replays``); an
+unsigned frame passes only if it is telemetry and the rig accepts unsigned
+telemetry (else ``unsigned_rejected``). Accepted frames become the objects
+pymavlink's ``MAVLink.decode`` builds (:func:`~firmware_bridge.frames.decoder_for`),
+``get_signed()`` true only for a verified signature. MAVLink 1 frames cannot
+be signed and our links never carry them: dropped and counted
+(``mavlink1_dropped``). :func:`pack_columns` and :func:`wire_dtype` live in
+:mod:`.columns`.
 """
 from __future__ import annotations
 
-import functools
+import logging
 import re
+import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Mapping
+from typing import Callable
 
-import numpy as np
+from fastcrc.crc16 import mcrf4xx
 
+from .columns import pack_columns, wire_dtype
 from .dialect import load_dialect
+from .errors import BridgeInitError
+from .frames import HEADER, IFLAG_SIGNED, STX, STX1, MessageTable, crc_ok, frame_length, later_good_frame
+from .signing import SigningPolicy
 
 __all__ = ["CodecCounters", "MavlinkCodec", "pack_columns", "wire_dtype"]
 
-_STX = 0xFD
-_HEADER_LEN = 10
-_IFLAG_SIGNED = 0x01
-_SIGNATURE_LEN = 13
+logger = logging.getLogger(__name__)
+
+_MARKERS = re.compile(b"[\xfd\xfe]")
 
 
 @dataclass
@@ -40,31 +50,54 @@ class CodecCounters:
     """What a codec has seen. Every byte fed ends up in an accepted frame, ``bytes_dropped`` or pending.
 
     Error counts are per rejected candidate: a stray 0xFD inside garbage counts
-    as well, so they measure link noise rather than lost frames.
+    as well, so they measure link noise rather than lost frames. The signing
+    counts (``signed_ok`` .. ``replays``) move only under a signing policy.
     """
 
     frames_ok: int = 0
-    crc_errors: int = 0      # known message id, checksum wrong
-    unknown_ids: int = 0     # message id not in the dialect (checksum cannot be checked)
-    decode_errors: int = 0   # checksum right but pymavlink refused the frame
+    crc_errors: int = 0          # known message id, checksum wrong
+    unknown_ids: int = 0         # message id not in the dialect (checksum cannot be checked)
+    decode_errors: int = 0       # checksum right but the payload would not decode
     bytes_dropped: int = 0
+    signed_ok: int = 0           # signature good and timestamp fresh
+    unsigned: int = 0            # unsigned telemetry accepted (policy "accept")
+    unsigned_rejected: int = 0   # unsigned command-class frame, or unsigned telemetry under "reject"
+    bad_signature: int = 0
+    replays: int = 0             # timestamp not newer than its stream's last, or a new stream out of window
+    mavlink1_dropped: int = 0
+    stale_partials: int = 0      # partial frames discarded after the inter-frame timeout
+    internal_errors: int = 0     # exceptions caught in feed: a bug, never the input's fault
 
 
 class MavlinkCodec:
     """A MAVLink 2 codec for one link: ``feed`` parses, ``encode`` frames; neither does I/O.
 
+    ``signing``: None (accept every well-formed frame, send unsigned) or a
+    :class:`~firmware_bridge.signing.SigningPolicy`. ``link_id`` goes into
+    every signature this codec makes. ``interframe_timeout_s``: after this much
+    silence (on ``clock``, monotonic seconds) a partial frame is discarded.
     ``feed`` never raises: bad bytes are dropped and counted in :attr:`counters`.
-    Only MAVLink 2 frames are accepted: our links never carry MAVLink 1, which
-    cannot be signed and whose 8-bit ids let far more junk pass a 16-bit
-    checksum (a 0xFE byte is just garbage here). Extension points for
-    later policy (signing, replay): :meth:`_decode` for accepted frames, and the
-    wrapped ``MAVLink`` instance (``self._mav``) for outgoing state.
     """
 
-    def __init__(self, dialect: ModuleType | None = None, *, src_system: int = 1, src_component: int = 1):
+    def __init__(self, dialect: ModuleType | None = None, *, src_system: int = 1, src_component: int = 1,
+                 signing: SigningPolicy | None = None, link_id: int = 0, interframe_timeout_s: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic):
         self._mod = dialect if dialect is not None else load_dialect()
         self._mav = self._mod.MAVLink(None, srcSystem=src_system, srcComponent=src_component)
+        self._table = MessageTable(self._mod)
+        if not 0 <= link_id <= 255:
+            raise BridgeInitError(f"link_id {link_id} is not a byte")
+        self.signing, self.link_id = signing, link_id
+        self._command_ids: frozenset[int] = frozenset()
+        if signing is not None:
+            ids = {cls.msgname: mid for mid, cls in self._mod.mavlink_map.items()}
+            unknown = sorted(set(signing.command_messages) - set(ids))
+            if unknown:
+                raise BridgeInitError(f"command messages not in the dialect: {', '.join(unknown)}")
+            self._command_ids = frozenset(ids[name] for name in signing.command_messages)
+        self._timeout, self._clock = interframe_timeout_s, clock
         self._buf = bytearray()
+        self._last_rx = clock()
         self.counters = CodecCounters()
 
     @property
@@ -77,175 +110,128 @@ class MavlinkCodec:
         self.counters.bytes_dropped += len(self._buf)
         self._buf.clear()
 
+    def flush_stale(self, now_monotonic: float | None = None) -> int:
+        """Discard a partial frame if nothing arrived for the inter-frame timeout; returns the bytes discarded.
+
+        Call it when a read times out; :meth:`feed` applies the same rule to
+        what it already holds when new bytes come in.
+        """
+        now = self._clock() if now_monotonic is None else now_monotonic
+        if not self._buf or now - self._last_rx < self._timeout:
+            return 0
+        self.counters.stale_partials += 1
+        n = len(self._buf)
+        self.reset()
+        return n
+
     def encode(self, msg) -> bytes:
-        """Frame ``msg`` with this link's system/component ids and next sequence number."""
+        """Frame ``msg`` with this link's ids and next sequence number; signed under a policy."""
         data = msg.pack(self._mav)
         self._mav.seq = (self._mav.seq + 1) % 256
+        if self.signing is not None:
+            data = self.signing.sign_frame(data, msg.crc_extra, self.link_id)
+            msg._msgbuf, msg._crc = bytearray(data), data[-15] | data[-14] << 8
+            msg._header.incompat_flags |= IFLAG_SIGNED
         return data
 
     def feed(self, data: bytes) -> list:
         """Add received bytes; return the messages completed by them, in stream order."""
-        buf = self._buf
-        buf += data
-        out, pos, n = [], 0, len(buf)
-        while pos < n:
-            start = buf.find(_STX, pos)
-            if start < 0:
-                start = n
-            self.counters.bytes_dropped += start - pos
-            pos = start
-            if pos == n:
-                break
-            length = self._announced_length(buf, pos)
-            if length is None:
-                break
-            if length and pos + length > n:
-                later = self._later_good_frame(buf, pos + 1)
-                if later < 0:
-                    break  # may be a real frame still arriving
-                self.counters.bytes_dropped += later - pos
-                pos = later
-                continue
-            verdict = self._verdict(buf, pos) if length else "bad_header"
-            msg = self._decode(bytearray(buf[pos:pos + length])) if verdict == "ok" else None
-            if msg is not None:
-                self.counters.frames_ok += 1
-                out.append(msg)
-                pos += length
-            else:
-                if verdict == "crc":
-                    self.counters.crc_errors += 1
-                elif verdict == "unknown":
-                    self.counters.unknown_ids += 1
-                self.counters.bytes_dropped += 1
-                pos += 1
-        del buf[:pos]
+        out: list = []
+        try:
+            self._feed(data, out)
+        except Exception:  # a bug must not reach the control loop; what was parsed is kept
+            self.counters.internal_errors += 1
+            if self.counters.internal_errors == 1:
+                logger.exception("codec failure; buffered bytes dropped")
+            self.reset()
         return out
 
-    def _decode(self, frame: bytearray):
-        """Decode one checksum-verified frame, or return None (counted) to reject it."""
+    def _feed(self, data: bytes, out: list) -> None:
+        c, buf = self.counters, self._buf
+        now = self._clock()
+        stale_end = len(buf) if buf and now - self._last_rx >= self._timeout else 0
+        if data:
+            self._last_rx = now
+            buf += data
+        n, pos, flushed = len(buf), 0, False
+        with memoryview(buf) as mv:
+            while pos < n:
+                marker = buf[pos]
+                if marker != STX and marker != STX1:
+                    found = _MARKERS.search(buf, pos)
+                    start = found.start() if found else n
+                    c.bytes_dropped += start - pos
+                    pos = start
+                    continue
+                length = frame_length(buf, pos)
+                if length is None or pos + length > n:
+                    if pos < stale_end:  # the start of a frame whose rest never came
+                        if not flushed:
+                            c.stale_partials += 1
+                            flushed = True
+                        c.bytes_dropped += 1
+                        pos += 1
+                        continue
+                    later = later_good_frame(mv, pos + 1, self._table) if length is not None else -1
+                    if later < 0:
+                        break  # may be a real frame still arriving
+                    c.bytes_dropped += later - pos
+                    pos = later
+                    continue
+                if marker == STX1:
+                    entry = self._table.lookup(buf[pos + 5])
+                    if entry is not None and crc_ok(mv, pos, entry[0], 6):
+                        c.mavlink1_dropped += 1
+                        c.bytes_dropped += length
+                        pos += length
+                    else:
+                        c.bytes_dropped += 1
+                        pos += 1
+                    continue
+                msg = self._accept(buf, mv, pos, length) if length else None
+                if msg is None:
+                    c.bytes_dropped += 1
+                    pos += 1
+                else:
+                    c.frames_ok += 1
+                    out.append(msg)
+                    pos += length
+        del buf[:pos]
+
+    def _accept(self, buf: bytearray, mv: memoryview, pos: int, length: int):
+        """The message of the complete MAVLink 2 candidate at ``pos``, or None (counted) to reject it."""
+        c, policy, stop = self.counters, self.signing, pos + length
+        mlen, flags, cflags, seq, sysid, compid, mid_lo, mid_hi = HEADER.unpack_from(buf, pos)
+        mid = mid_lo | mid_hi << 16
+        entry = self._table.lookup(mid)
+        if entry is None:
+            c.unknown_ids += 1
+            return None
+        extra, decode = entry
+        end = pos + 10 + mlen
+        crc = mcrf4xx(extra, mcrf4xx(mv[pos + 1:end]))
+        if crc != buf[end] | buf[end + 1] << 8:
+            c.crc_errors += 1
+            return None
+        verified = False
+        if policy is not None:
+            if flags & IFLAG_SIGNED:
+                if policy.signature(mv[pos:stop - 6]) != mv[stop - 6:stop]:
+                    c.bad_signature += 1
+                    return None
+                if not policy.replay.accept((buf[stop - 13], sysid, compid),
+                                            int.from_bytes(mv[stop - 12:stop - 6], "little")):
+                    c.replays += 1
+                    return None
+                c.signed_ok += 1
+                verified = True
+            elif mid in self._command_ids or policy.unsigned_telemetry != "accept":
+                c.unsigned_rejected += 1
+                return None
+            else:
+                c.unsigned += 1
         try:
-            return self._mav.decode(frame)
+            return decode(buf[pos:stop], mlen, flags, cflags, seq, sysid, compid, crc, verified)
         except Exception:  # untrusted input must never reach the control loop as an exception
-            self.counters.decode_errors += 1
+            c.decode_errors += 1
             return None
-
-    @staticmethod
-    def _announced_length(buf: bytearray, pos: int) -> int | None:
-        """Whole frame length from the header at ``pos``; None if too few bytes, 0 if impossible."""
-        if len(buf) - pos < 3:
-            return None
-        flags = buf[pos + 2]
-        if flags & ~_IFLAG_SIGNED:
-            return 0
-        return _HEADER_LEN + buf[pos + 1] + 2 + (_SIGNATURE_LEN if flags & _IFLAG_SIGNED else 0)
-
-    def _verdict(self, buf: bytearray, pos: int) -> str:
-        cls = self._mod.mavlink_map.get(buf[pos + 7] | buf[pos + 8] << 8 | buf[pos + 9] << 16)
-        if cls is None:
-            return "unknown"
-        end = pos + _HEADER_LEN + buf[pos + 1]
-        crc = self._mod.x25crc(bytes(buf[pos + 1:end]))
-        crc.accumulate(bytes((cls.crc_extra,)))
-        return "ok" if crc.crc == buf[end] | buf[end + 1] << 8 else "crc"
-
-    def _later_good_frame(self, buf: bytearray, pos: int) -> int:
-        """Start of the first complete, checksum-valid frame at or after ``pos``, else -1."""
-        while (pos := buf.find(_STX, pos)) >= 0:
-            length = self._announced_length(buf, pos)
-            if length and pos + length <= len(buf) and self._verdict(buf, pos) == "ok":
-                return pos
-            pos += 1
-        return -1
-
-
-# ---- columnar framing ------------------------------------------------------------------------
-
-_NUMPY_OF_STRUCT = {"B": "u1", "b": "i1", "H": "<u2", "h": "<i2", "I": "<u4", "i": "<i4",
-                    "Q": "<u8", "q": "<i8", "f": "<f4", "d": "<f8", "c": "S1"}
-
-
-def _crc_tables() -> tuple[np.ndarray, np.ndarray]:
-    """CRC-16/MCRF4XX (MAVLink's X.25) lookup tables: one byte, and two bytes at once."""
-    t8 = np.arange(256, dtype=np.uint32)
-    for _ in range(8):  # reflected polynomial 0x1021
-        t8 = np.where(t8 & 1, (t8 >> 1) ^ 0x8408, t8 >> 1)
-    v = np.arange(65536, dtype=np.uint32)  # v = crc ^ (b0 | b1 << 8)
-    first = t8[v & 0xFF]
-    t16 = (first >> 8) ^ t8[((v >> 8) ^ first) & 0xFF]
-    return t8.astype(np.uint16), t16.astype(np.uint16)
-
-
-_CRC8, _CRC16 = _crc_tables()
-
-
-def _x25_rows(data: np.ndarray) -> np.ndarray:
-    """The X.25 CRC of every row of a C-contiguous (n, m) uint8 array."""
-    n, m = data.shape
-    crc = np.full(n, 0xFFFF, np.uint16)
-    words = np.ascontiguousarray(data[:, :m - m % 2]).view("<u2").T.copy()  # one contiguous row per byte pair
-    for w in words:
-        crc = _CRC16[crc ^ w]
-    if m % 2:
-        crc = (crc >> 8) ^ _CRC8[(crc ^ data[:, -1]) & 0xFF]
-    return crc
-
-
-@functools.cache
-def wire_dtype(cls) -> np.dtype:
-    """The packed numpy layout of a message class's payload, fields in mavgen's wire order."""
-    tokens = re.findall(r"(\d*)([a-zA-Z])", cls.unpacker.format.lstrip("<"))
-    fields = []
-    for name, (count, code) in zip(cls.ordered_fieldnames, tokens):
-        if code == "s":
-            fields.append((name, f"S{count}"))
-        else:
-            fields.append((name, _NUMPY_OF_STRUCT[code], (int(count),)) if count else (name, _NUMPY_OF_STRUCT[code]))
-    dtype = np.dtype(fields)
-    if dtype.itemsize != cls.unpacker.size:
-        raise AssertionError(f"{cls.msgname}: numpy layout {dtype} disagrees with {cls.unpacker.format}")
-    return dtype
-
-
-def pack_columns(cls, columns: Mapping[str, np.ndarray], seq: np.ndarray, *,
-                 src_system: int = 1, src_component: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Frame ``len(seq)`` messages of class ``cls`` as unsigned MAVLink 2 frames.
-
-    ``columns`` maps every field name to an array (first axis = message; array
-    fields take a second axis) or a scalar; values are cast as ``struct`` would
-    (the caller keeps them in range). ``seq`` holds each frame's sequence
-    number. Returns ``(frames, lengths)``: frame i is ``frames[i, :lengths[i]]``.
-    """
-    n = len(seq)
-    dtype = wire_dtype(cls)
-    size = dtype.itemsize
-    payload = np.zeros(n, dtype)
-    for name in cls.fieldnames:
-        payload[name] = columns[name]
-    raw = payload.view(np.uint8).reshape(n, size)
-    plen = np.full(n, size)
-    open_rows = np.flatnonzero(raw[:, -1] == 0)  # MAVLink 2 drops trailing zeros, keeping one byte
-    for j in range(size - 1, 0, -1):
-        if not open_rows.size:
-            break
-        plen[open_rows] = j
-        open_rows = open_rows[raw[open_rows, j - 1] == 0]
-    frames = np.zeros((n, 12 + size), np.uint8)
-    frames[:, 0] = _STX
-    frames[:, 1] = plen
-    frames[:, 4] = seq
-    frames[:, 5] = src_system
-    frames[:, 6] = src_component
-    frames[:, 7:10] = np.frombuffer(cls.id.to_bytes(3, "little"), np.uint8)
-    frames[:, 10:10 + size] = raw
-    crc = np.empty(n, np.uint16)
-    for length in np.unique(plen):  # rows of one payload length share one unmasked pass
-        sel = np.flatnonzero(plen == length)
-        covered = np.empty((len(sel), 10 + length), np.uint8)  # header after STX, payload, crc_extra
-        covered[:, :-1] = frames[sel, 1:10 + length]
-        covered[:, -1] = cls.crc_extra
-        crc[sel] = _x25_rows(covered)
-    rows = np.arange(n)
-    frames[rows, 10 + plen] = crc & 0xFF  # overwrites truncated zeros only
-    frames[rows, 11 + plen] = crc >> 8
-    return frames, 12 + plen

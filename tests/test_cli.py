@@ -110,3 +110,14 @@ def test_ctrl_c_leaves_readable_truncated_telemetry_and_incomplete_summary(tmp_p
     while log.recv_match(type="SC_THERMAL_FRAME") is not None:
         frames += 1
     assert frames == summary["rows"]
+
+
+def test_keygen_creates_a_private_32_byte_key_and_refuses_to_overwrite(tmp_path, capsys):
+    key = tmp_path / "rig.key"
+    assert main(["keygen", str(key)]) == 0
+    assert key.stat().st_size == 32 and key.stat().st_mode & 0o077 == 0
+    first = key.read_bytes()
+    assert main(["keygen", str(key)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert key.read_bytes() == first
+    assert main(["keygen", str(key), "--force"]) == 0 and key.read_bytes() != first

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("scenarios", help="list the built-in scenarios")
+    k = sub.add_parser("keygen", help="create a 32-byte MAVLink 2 signing key file for a rig (mode 0600)")
+    k.add_argument("path", help="key file to create")
+    k.add_argument("--force", action="store_true", help="overwrite an existing key file")
     return p
 
 
@@ -67,6 +70,19 @@ def _cmd_scenarios() -> int:
     from twin.scenarios import list_scenarios
     for name, description in list_scenarios():
         print(f"{name:<22} {description}")
+    return 0
+
+
+def _cmd_keygen(args) -> int:
+    from firmware_bridge.errors import BridgeInitError
+    from firmware_bridge.keys import create_key_file
+    try:
+        path = create_key_file(args.path, overwrite=args.force)
+    except BridgeInitError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"key file {args.path}: {exc.strerror or exc}") from None
+    print(f"signing key written to {path} (keep it secret; give the same file to the board's rig)")
     return 0
 
 
@@ -136,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "scenarios":
             return _cmd_scenarios()
+        if args.command == "keygen":
+            return _cmd_keygen(args)
         return _cmd_run(args)
     except CliError as exc:
         print(f"twin: error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+import firmware_bridge.frames as frames_module
 from firmware_bridge.codec import MavlinkCodec, pack_columns
 from firmware_bridge.dialect import XML_PATH, load_dialect
 from firmware_bridge.messages import (FrameAssemblyError, command_to_message, frame_to_messages,
@@ -255,14 +256,14 @@ def test_bad_crc_is_counted_and_dropped():
     assert codec.counters.crc_errors == 1 and codec.counters.bytes_dropped == len(frame)
 
 
-def test_a_decoder_failure_is_counted_never_raised():
+def test_a_decoder_failure_is_counted_never_raised(monkeypatch):
+    def refusing_decoder(cls, header_cls):
+        def decode(*frame):
+            raise struct.error("refused")
+        return decode
+
+    monkeypatch.setattr(frames_module, "decoder_for", refusing_decoder)
     codec = MavlinkCodec()
-    mod = load_dialect()
-
-    def refuse(frame):
-        raise mod.MAVError("refused")
-
-    codec._mav.decode = refuse
     assert codec.feed(b"".join(sample_stream())) == []
     assert codec.counters.decode_errors == len(sample_stream()) and codec.counters.frames_ok == 0
 
@@ -275,6 +276,118 @@ def test_feed_never_raises_and_accounts_for_every_byte(chunks):
     for chunk in chunks:
         out += codec.feed(chunk)
     assert sum(map(len, raw(out))) + codec.counters.bytes_dropped + codec.pending == sum(map(len, chunks))
+
+
+def test_mavlink1_frames_are_dropped_and_counted():
+    mod = load_dialect()
+    mav = mod.MAVLink(None, srcSystem=5, srcComponent=6)
+    v1 = [m.pack(mav, force_mavlink1=True) for m in (mod.MAVLink_heartbeat_message(45, 0, 1, 2, 4, 3),
+                                                      mod.MAVLink_param_request_list_message(1, 1))]
+    assert all(f[0] == 0xFE for f in v1)
+    frames = sample_stream()
+    codec = MavlinkCodec()
+    assert raw(codec.feed(frames[0] + v1[0] + frames[1] + v1[1] + frames[2])) == frames[:3]
+    assert codec.counters.mavlink1_dropped == 2 and codec.counters.bytes_dropped == sum(map(len, v1))
+
+
+class FakeMonotonic:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_a_truncated_frame_then_silence_is_flushed_after_the_timeout():
+    frames = sample_stream()
+    clock = FakeMonotonic()
+    codec = MavlinkCodec(interframe_timeout_s=0.1, clock=clock)
+    assert raw(codec.feed(frames[0] + frames[1][:9])) == frames[:1]
+    assert codec.pending == 9
+    clock.t += 0.05
+    assert codec.flush_stale(clock.t) == 0 and codec.pending == 9
+    clock.t += 0.06
+    assert codec.flush_stale(clock.t) == 9
+    assert codec.pending == 0 and codec.counters.stale_partials == 1 and codec.counters.bytes_dropped == 9
+    assert raw(codec.feed(frames[2])) == frames[2:3]
+
+
+@pytest.mark.parametrize("keep", [1, 2, 3, 10, 20])
+def test_a_stale_partial_frame_does_not_delay_the_next_good_frame(keep):
+    frames = sample_stream()
+    clock = FakeMonotonic()
+    codec = MavlinkCodec(interframe_timeout_s=0.1, clock=clock)
+    assert codec.feed(frames[1][:keep]) == []
+    clock.t += 1.0
+    # Its first bytes alone: the stale partial must not wait for them to make up its announced length.
+    assert codec.feed(frames[2][:3]) == [] and codec.pending == 3
+    assert raw(codec.feed(frames[2][3:])) == frames[2:3]
+    assert codec.pending == 0 and codec.counters.bytes_dropped == keep
+    # With fewer than 3 bytes held, the new bytes complete a (bad) header and reject it before any timeout rule.
+    assert codec.counters.stale_partials == (keep >= 3)
+
+
+def test_a_partial_frame_completed_before_the_timeout_is_kept():
+    frames = sample_stream()
+    clock = FakeMonotonic()
+    codec = MavlinkCodec(interframe_timeout_s=0.1, clock=clock)
+    codec.feed(frames[1][:20])
+    clock.t += 0.09
+    assert raw(codec.feed(frames[1][20:])) == frames[1:2] and codec.counters.stale_partials == 0
+
+
+def test_an_internal_failure_is_counted_and_what_was_parsed_is_kept(monkeypatch):
+    frames = sample_stream()
+    codec = MavlinkCodec()
+    real = codec._accept
+    calls = []
+
+    def second_call_fails(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("a bug")
+        return real(*args)
+
+    monkeypatch.setattr(codec, "_accept", second_call_fails)
+    assert raw(codec.feed(b"".join(frames[:3]))) == frames[:1]
+    assert codec.counters.internal_errors == 1 and codec.pending == 0
+    assert raw(codec.feed(frames[3])) == frames[3:4]
+
+
+def _state(value):
+    """A message's attributes in a form where equal means identical (float bits, headers by value)."""
+    if isinstance(value, float):
+        return ("float", struct.pack("<d", value))
+    if isinstance(value, list):
+        return [_state(v) for v in value]
+    if isinstance(value, load_dialect().MAVLink_header):
+        return ("header", vars(value))
+    if hasattr(value, "__dict__"):
+        return (type(value), {k: _state(v) for k, v in vars(value).items()})
+    return value
+
+
+def test_decoded_messages_are_identical_to_pymavlink_decode_for_every_message_type():
+    mod = load_dialect()
+    rng = np.random.default_rng(7)
+    checked = 0
+    for mid, cls in sorted(mod.mavlink_map.items()):
+        size = cls.unpacker.size
+        for plen in sorted({size, max(1, size - 3), 1, int(rng.integers(1, size + 1)), min(255, size + 4)}):
+            payload = bytes(rng.integers(0, 256, plen, dtype=np.uint8))
+            if rng.random() < 0.5:  # zero runs: short strings, zero arrays, truncated tails
+                payload = payload[:plen // 2] + bytes(plen - plen // 2)
+            signed = bool(rng.integers(0, 2))
+            header = bytes([0xFD, plen, int(signed), 0, int(rng.integers(256)), int(rng.integers(256)),
+                            int(rng.integers(256))]) + mid.to_bytes(3, "little")
+            crc = x25(header[1:] + payload + bytes([cls.crc_extra])).to_bytes(2, "little")
+            frame = header + payload + crc + (bytes(rng.integers(0, 256, 13, dtype=np.uint8)) if signed else b"")
+            expected = mod.MAVLink(None).decode(bytearray(frame))
+            [got] = MavlinkCodec().feed(frame)
+            assert type(got) is type(expected), cls.msgname
+            assert _state(got) == _state(expected), (cls.msgname, plen)
+            checked += 1
+    assert checked > 4 * len(mod.mavlink_map)
 
 
 # ---- columnar framer ----------------------------------------------------------------------------
