@@ -37,7 +37,8 @@ def test_array_at_normal_incidence_bol_is_about_28_kw():
 def test_array_power_matches_hand_calculation():
     sa = SolarArray(SolarArrayParams(years_in_orbit=3.0, strings=20), 4)
     sa.strings_lost = np.array([0, 2, 20, 0])
-    got = sa.available_power_w(np.full(4, 1361.0), np.array([0.9, 0.9, 0.9, 1.0]), np.array([60.0, 60.0, 60.0, -20.0]))
+    cos, temp = np.array([0.9, 0.9, 0.9, 1.0]), np.array([60.0, 60.0, 60.0, -20.0])
+    got = sa.available_power_w(np.full(4, 1361.0), cos, temp)
     # 1361 W/m2 * cos 0.9 * 105 m2 * 22 % * 90 %, -0.2 %/C over 32 C, 2 %/year for 3 years.
     hot = 1361 * 0.9 * 105 * 0.22 * 0.9 * (1 - 0.002 * 32) * 0.98 ** 3
     cold = 1361 * 1.0 * 105 * 0.22 * 0.9 * (1 + 0.002 * 48) * 0.98 ** 3
@@ -205,7 +206,7 @@ def test_energy_is_conserved_over_random_profiles(profile, soc0, fade):
         sun, load, enable, temp = (np.array(c) for c in zip(*sats))
         s = ps.step(dt, sun, load, enable, temp)
         used, served, loss = used + s.p_solar_used_w * dt, served + s.p_load_served_w * dt, loss + s.p_loss_w * dt
-        assert np.all(s.p_loss_w >= 0) and np.all(s.p_shunt_w >= -1e-9 * sun)
+        assert np.all(s.p_loss_w >= 0) and np.all(s.p_shunt_w >= -1e-9 * (1.0 + sun))
         assert np.all(s.p_load_served_w <= load * (1 + 1e-12))
         assert not np.any((s.p_load_served_w < load * (1 - 1e-9)) & ~s.brownout)
         np.testing.assert_allclose(s.p_solar_used_w, s.p_load_served_w + s.p_battery_w, rtol=1e-12, atol=1e-9)
