@@ -26,7 +26,11 @@ def main() -> int:
     rows = [("figure", "value", "baseline (same run)", "ratio", "target")]
     rows += run_benchmarks(repeat=args.repeat, quick=args.quick)
     from benchmarks.bench_codec import run_codec_benchmarks
-    rows += run_codec_benchmarks()
+    from benchmarks.bench_mqtt import run_mqtt_benchmarks
+    from benchmarks.bench_serial import run_serial_benchmarks
+    rows += run_codec_benchmarks(quick=args.quick)
+    rows += run_serial_benchmarks(quick=args.quick)
+    rows += run_mqtt_benchmarks(quick=args.quick)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for k, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

@@ -13,6 +13,20 @@ fi
 echo "[test.sh] installing the project and its test extras"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
+# System tools the bridge tests run for real: a mosquitto broker and its clients,
+# openssl (a throwaway CA for the TLS test) and socat (linked pty pairs).
+need=()
+{ command -v mosquitto || [ -x /usr/sbin/mosquitto ]; } >/dev/null || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+command -v openssl >/dev/null || need+=(openssl)
+command -v socat >/dev/null || need+=(socat)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "[test.sh] installing ${need[*]} with apt-get"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" \
+        || { echo "[test.sh] could not install ${need[*]}: the bridge tests need them" >&2; exit 1; }
+fi
+
 echo "[test.sh] running the test suite"
 # pytest exits 5 when it collected no tests: that is a failure here, as any non-zero code.
 exec .venv/bin/python -m pytest "$@"
