@@ -113,3 +113,34 @@ def test_wrong_key_on_the_board_side_is_rejected_and_counted(pty_pair, tmp_path)
     assert server.stats["steps"] == 0 and server.stats["commands"] == 0
     assert server.codec.counters.bad_signature > 0
     assert result.executive.board_errors >= 3
+
+
+def test_lockstep_through_a_real_mosquitto_gives_the_simulated_rig_digest(tmp_path):
+    from firmware_bridge.transports.mqtt_link import MqttLink
+    from tests.bridge.mqtt_broker import PASSWORDS, MosquittoBroker
+
+    key = load_key(create_key_file(tmp_path / "rig.key"))
+    scenario = load_scenario("node", duration="20m")
+    sim = asyncio.run(run_scenario(scenario, out_dir=None, plots=False))
+
+    async def go(port):
+        board = SimBoard(scenario, scenario.run.seed)
+        board_link = MqttLink("127.0.0.1", port, sat_id="sat1", role="board", username="board",
+                              password=PASSWORDS["board"], clean_start=True)
+        twin_link = MqttLink("127.0.0.1", port, sat_id="sat1", role="twin", username="twin",
+                             password=PASSWORDS["twin"], clean_start=True)
+        server = BoardServer(board, board_link, MavlinkCodec(signing=policy(key, tmp_path, "board"), link_id=2))
+        remote = RemoteBoard(twin_link, MavlinkCodec(signing=policy(key, tmp_path, "twin"), link_id=1),
+                             rig="emulated-mqtt", step_timeout_s=1.0, retries=2)
+        async with board_link:
+            task = asyncio.create_task(server.serve())
+            try:
+                return await run_scenario(scenario, board=remote, out_dir=None, plots=False), server
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    with MosquittoBroker(tmp_path) as broker:
+        remote, server = asyncio.run(go(broker.port))
+    assert remote.summary["telemetry_digest"] == sim.summary["telemetry_digest"]
+    assert remote.executive.board_errors == 0 and server.stats["steps"] == 20 * 60
