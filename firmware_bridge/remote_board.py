@@ -9,7 +9,9 @@ To the executive it is a board like the simulated one. Underneath:
   :class:`~firmware_bridge.errors.BridgeTimeout` (the executive counts it and
   hands the flight software a stale frame);
 * free-running: ``step_to(t)`` returns the newest complete frame the board
-  streamed at or before ``t``;
+  streamed, re-timed to the twin's clock: ``t_ns = t`` and each group's sample
+  time moved so that its age is the board-reported age plus the time since the
+  frame arrived (a board that stops streaming reads as stale, not as frozen);
 * ``command(cmd)`` sends SC_ACTUATOR_COMMAND with an incrementing sequence number.
 
 A receive task (supervised, strong reference) feeds every chunk to the codec;
@@ -46,6 +48,7 @@ class RemoteBoard:
         self._parts: dict[int, dict[str, object]] = {}
         self._frames: dict[int, SensorFrame] = {}
         self._latest: SensorFrame | None = None
+        self._latest_arrival = 0
         self._arrived = asyncio.Event()
         self._step_seq = 0
         self._cmd_seq = 0
@@ -99,6 +102,7 @@ class RemoteBoard:
                 self._frames[frame.t_ns] = frame
                 if self._latest is None or frame.t_ns >= self._latest.t_ns:
                     self._latest = frame
+                    self._latest_arrival = time.monotonic_ns()
                 self.link_stats["frames_in"] += 1
                 self.link_stats["last_frame_monotonic"] = time.monotonic()
                 self._arrived.set()
@@ -111,7 +115,7 @@ class RemoteBoard:
     async def _wait_frame(self, t_ns: int, timeout: float) -> SensorFrame | None:
         deadline = time.monotonic() + timeout
         while True:
-            frame = self._frames.pop(t_ns, None) if self.lockstep else self._newest_at(t_ns)
+            frame = self._frames.pop(t_ns, None) if self.lockstep else self._newest_retimed(t_ns)
             if frame is not None:
                 return frame
             left = deadline - time.monotonic()
@@ -123,15 +127,19 @@ class RemoteBoard:
             except asyncio.TimeoutError:
                 return None
 
-    def _newest_at(self, t_ns: int) -> SensorFrame | None:
+    def _newest_retimed(self, t_ns: int) -> SensorFrame | None:
         f = self._latest
-        return f if f is not None and f.t_ns <= t_ns else None
+        if f is None:
+            return None
+        waited = time.monotonic_ns() - self._latest_arrival
+        sample = tuple(t_ns - (f.t_ns - s) - waited for s in f.sample_t_ns)
+        return SensorFrame(t_ns, f.values, f.valid, sample)
 
     async def step_to(self, t_ns: int) -> SensorFrame:
         if not self.lockstep:
             frame = await self._wait_frame(t_ns, self.step_timeout_s)
             if frame is None:
-                raise BridgeTimeout(f"no frame at or before t={t_ns} ns", link=self.transport.name)
+                raise BridgeTimeout("no frame streamed yet", link=self.transport.name)
             return frame
         self._step_seq += 1
         self.link_stats["steps"] += 1

@@ -7,9 +7,14 @@ send the three frame messages and SC_STEP_REPLY(seq, t);
 SC_ACTUATOR_COMMAND -> apply (duplicates by ``cmd_seq`` ignored). It sends a
 HEARTBEAT and SC_BOARD_STATUS once per wall second. Bad input is dropped and
 counted by the codec; nothing the twin sends can stop the server.
+
+:meth:`BoardServer.stream` is the free-running mode of a physical board: it
+steps the board on the wall clock at the board's own period and streams every
+frame, while :meth:`serve` applies the commands that arrive.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -47,6 +52,23 @@ class BoardServer:
                     self.stats["errors"] += 1
                     log.warning("board refused: %s", exc)
             await self._maybe_status()
+
+    async def stream(self, period_ns: int) -> None:
+        """Free-running: step the board every ``period_ns`` of wall time and send each frame (until cancelled)."""
+        start = time.monotonic()
+        k = 0
+        while True:
+            delay = start + k * period_ns / 1e9 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            frame = await self.board.step_to(k * period_ns)
+            self.last_frame = frame
+            self.stats["steps"] += 1
+            try:
+                await self.transport.send(b"".join(self.codec.encode(m) for m in frame_to_messages(frame)))
+            except LinkLost:
+                pass
+            k += 1
 
     async def _handle(self, msg) -> None:
         kind = msg.get_type()

@@ -144,3 +144,36 @@ def test_lockstep_through_a_real_mosquitto_gives_the_simulated_rig_digest(tmp_pa
         remote, server = asyncio.run(go(broker.port))
     assert remote.summary["telemetry_digest"] == sim.summary["telemetry_digest"]
     assert remote.executive.board_errors == 0 and server.stats["steps"] == 20 * 60
+
+
+def test_free_running_board_streams_and_the_twin_takes_the_newest_frame_on_the_wall_clock(pty_pair, tmp_path):
+    from twin.clock import WallClock
+
+    key = load_key(create_key_file(tmp_path / "rig.key"))
+    scenario = load_scenario("node", duration="3s")
+    board_period = 100_000_000  # the board samples at 10 Hz on its own clock
+
+    async def go():
+        board = SimBoard(scenario, 1, period_ns=board_period)
+        link = SerialLink(pty_pair[1])
+        server = BoardServer(board, link, MavlinkCodec(signing=policy(key, tmp_path, "board"), link_id=2))
+        remote = RemoteBoard(SerialLink(pty_pair[0]), MavlinkCodec(signing=policy(key, tmp_path, "twin"), link_id=1),
+                             rig="bench", lockstep=False, step_timeout_s=1.0)
+        async with link:
+            tasks = [asyncio.create_task(server.stream(board_period)), asyncio.create_task(server.serve())]
+            try:
+                result = await run_scenario(scenario, board=remote, out_dir=None, plots=False, clock=WallClock())
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return result, server
+
+    result, server = asyncio.run(go())
+    rows = result.recorder.rows()
+    assert result.executive.ticks == 3 and result.executive.board_errors <= 1
+    assert list(rows["t_ns"]) == [0, 1_000_000_000, 2_000_000_000]  # frames re-timed to the twin's ticks
+    ages = rows["t_ns"][:, None] - rows["sample_t_ns"]
+    assert (ages >= 0).all() and (ages < 500_000_000).all()  # fresh: the board streams at 10 Hz
+    assert server.stats["steps"] >= 20 and server.stats["commands"] >= 2
+    assert not result.board.lockstep
