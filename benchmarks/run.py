@@ -31,6 +31,8 @@ def main() -> int:
     rows += run_codec_benchmarks(quick=args.quick)
     rows += run_serial_benchmarks(quick=args.quick)
     rows += run_mqtt_benchmarks(quick=args.quick)
+    from benchmarks.bench_lockstep import run_lockstep_benchmarks
+    rows += run_lockstep_benchmarks(quick=args.quick)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for k, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
