@@ -97,8 +97,9 @@ def _cmd_run(args) -> int:
         raise CliError(str(exc)) from None
     if args.pace is not None and not args.pace > 0:
         raise CliError(f"--pace must be > 0, got {args.pace}")
-    if args.rig != "sim":
-        raise CliError(f"unknown rig {args.rig!r} (available: sim)")
+    from hil_rigs.rigs import RIG_NAMES
+    if args.rig not in RIG_NAMES:
+        raise CliError(f"unknown rig {args.rig!r} (built-in: {', '.join(RIG_NAMES)})")
     observers = []
     if args.mavlink_out:
         from firmware_bridge.transports.udp_out import MavlinkUdpOut
@@ -136,9 +137,13 @@ async def _run_with_progress(scenario, args, out, clock):
 
     print(f"running {scenario.name} on {args.rig}: {total_s:g} s from {scenario.run.epoch}, seed {scenario.run.seed}",
           file=sys.stderr)
+    from hil_rigs.rigs import RigError, open_rig
     try:
-        return await run_scenario(scenario, rig=args.rig, out_dir=out, clock=clock, plots=not args.no_plots,
-                                  on_progress=progress, stop=stop, observers=args.observers)
+        async with open_rig(args.rig, args.scenario, scenario) as board:
+            return await run_scenario(scenario, rig=args.rig, out_dir=out, clock=clock, plots=not args.no_plots,
+                                      on_progress=progress, stop=stop, observers=args.observers, board=board)
+    except RigError as exc:
+        raise CliError(f"rig {args.rig}: {exc}") from None
     finally:
         if bar is not None:
             bar.close()

@@ -59,10 +59,10 @@ def telemetry_limits(scenario: Scenario) -> TelemetryLimits:
 
 
 def make_board(rig: str, scenario: Scenario, seed: int):
-    """The board for a rig name. Only ``sim`` exists so far; the others come with hil_rigs."""
+    """The in-process board (``sim``); emulated rigs come from :func:`hil_rigs.rigs.open_rig`."""
     if rig == "sim":
         return SimBoard(scenario, seed)
-    raise ValueError(f"unknown rig {rig!r} (available: sim)")
+    raise ValueError(f"rig {rig!r} is not in-process: open it with hil_rigs.rigs.open_rig")
 
 
 async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | None = None,
