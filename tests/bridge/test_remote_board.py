@@ -5,7 +5,6 @@ of a socat pty pair: the flight software then sees, bit for bit, the frames
 it sees on the simulated rig, so the telemetry digest is the same.
 """
 import asyncio
-import os
 import shutil
 import signal
 import subprocess

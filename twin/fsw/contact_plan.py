@@ -177,7 +177,7 @@ class ContactPlanner:
         self.in_contact = False
         self.next_contact = self.next_eclipse = -1.0
         self.eclipse_left = 0.0
-        self._steady = (0.0, 0.0)
+        self._steady_from = self._steady_until = 0.0
         self._contact_at: float | None = None
         self._eclipse_at: float | None = None
         self._eclipse_end = 0.0
@@ -189,14 +189,13 @@ class ContactPlanner:
         """Recompute the plan if it is due (or time went back), then its view of ``t_s``."""
         if t_s == self.t_s:
             return
-        if self.t0_s is None or not self.t0_s <= t_s < self.t0_s + self.refresh_s:
-            self.contacts, eclipses = self.predict(t_s, self.horizon_s)
-            self.contact_windows = WindowList(_merge([(a, b) for a, b, _ in self.contacts]))
-            self.eclipse_windows = WindowList(eclipses)
-            self.t0_s = t_s
-            self._steady = (t_s, t_s)
-        # Between two window edges the view only counts down: no window search per tick.
-        if not self._steady[0] <= t_s < self._steady[1]:
+        # Between two window edges (the refresh time is one) the view only counts down: no search per tick.
+        if not self._steady_from <= t_s < self._steady_until:
+            if self.t0_s is None or not self.t0_s <= t_s < self.t0_s + self.refresh_s:
+                self.contacts, eclipses = self.predict(t_s, self.horizon_s)
+                self.contact_windows = WindowList(_merge([(a, b) for a, b, _ in self.contacts]))
+                self.eclipse_windows = WindowList(eclipses)
+                self.t0_s = t_s
             self._anchor(t_s)
         self.t_s = t_s
         nc, ne = self._contact_at, self._eclipse_at
@@ -221,7 +220,7 @@ class ContactPlanner:
             edges += [self._eclipse_at, self._eclipse_end]
         else:
             self._eclipse_at, self._eclipse_end = None, 0.0
-        self._steady = (t_s, min(e for e in edges if e > t_s))
+        self._steady_from, self._steady_until = t_s, min(e for e in edges if e > t_s)
 
     def predict(self, t0_s: float, horizon_s: float) -> tuple[list, list]:
         """Station passes ``(start, end, name)`` sorted by start, and eclipses ``(start, end)``, in t0..t0+horizon."""

@@ -19,6 +19,7 @@ __all__ = ["DownlinkQueue", "EVENTS", "HOUSEKEEPING", "COMPUTE", "PRIORITY_NAMES
 
 EVENTS, HOUSEKEEPING, COMPUTE = 0, 1, 2
 PRIORITY_NAMES = ("events", "housekeeping", "compute")
+_UNKNOWN = object()
 
 
 class DownlinkQueue:
@@ -38,6 +39,9 @@ class DownlinkQueue:
         self.downlinked = [0] * n
         self.dropped = [0] * n
         self.total_queued = self.total_generated = self.total_downlinked = self.total_dropped = 0
+        # Start time of the oldest chunk (None: empty, _UNKNOWN: to look up); only a new or a removed
+        # head chunk changes it, so it is not searched for every tick.
+        self._oldest_t = None
 
     def put(self, prio: int, nbytes: int, t_s: float) -> int:
         """Queue ``nbytes`` of class ``prio`` generated at ``t_s``; returns the bytes dropped to make room."""
@@ -51,7 +55,10 @@ class DownlinkQueue:
             dropped, nbytes = self._make_room(prio, nbytes, excess)
         if nbytes:
             chunks = self._chunks[prio]
-            if chunks and t_s - chunks[-1][0] < self.chunk_s:
+            if not chunks:
+                chunks.append([t_s, nbytes])
+                self._oldest_t = _UNKNOWN
+            elif t_s - chunks[-1][0] < self.chunk_s:
                 chunks[-1][1] += nbytes
             else:
                 chunks.append([t_s, nbytes])
@@ -86,6 +93,7 @@ class DownlinkQueue:
             freed += take
             if head[1] == 0:
                 chunks.popleft()
+                self._oldest_t = _UNKNOWN
         self.queued[prio] -= freed
         self.dropped[prio] += freed
         self.total_queued -= freed
@@ -105,6 +113,7 @@ class DownlinkQueue:
                 self.downlinked[prio] += take
                 if head[1] == 0:
                     chunks.popleft()
+                    self._oldest_t = _UNKNOWN
             if budget <= 0:
                 break
         sent = nbytes - budget
@@ -114,8 +123,7 @@ class DownlinkQueue:
 
     def oldest_age_s(self, t_s: float) -> float:
         """Age of the oldest byte waiting (0 when empty)."""
-        oldest = t_s
-        for chunks in self._chunks:
-            if chunks and chunks[0][0] < oldest:
-                oldest = chunks[0][0]
-        return t_s - oldest
+        oldest = self._oldest_t
+        if oldest is _UNKNOWN:
+            oldest = self._oldest_t = min((chunks[0][0] for chunks in self._chunks if chunks), default=None)
+        return t_s - oldest if oldest is not None and oldest < t_s else 0.0

@@ -118,7 +118,9 @@ class FlightSoftware:
         safe = modes.mode == SAFE
         tpu_on = power.tpu_on and not safe
         if tpu_on:
-            level, failed = _unit(power.cap), modes.tpu_temp_failed
+            level, failed = power.cap, modes.tpu_temp_failed
+            if not 0.0 <= level <= 1.0:
+                level = _unit(level)
             if thermal.caps_full and True not in failed:
                 caps = [level] * N_TPU_GROUPS
             else:

@@ -17,6 +17,8 @@
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 from twin.hal import S_GROUND_LOCK, S_I_RAIL, S_TPU_ONLINE, ActuatorCommand
 
 from .base import EventLog, Task
@@ -48,6 +50,7 @@ class LinkScheduler(Task):
         self.applied = ActuatorCommand()
         self._bytes_per_s = cfg.links.downlink_rate_bps / 8.0
         self._util = cfg.tpu.utilization_demand
+        self._online_of = itemgetter(*S_TPU_ONLINE)
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -62,10 +65,9 @@ class LinkScheduler(Task):
         self._events_seen = self.events.count
 
     def _step(self, t_ns: int) -> None:
-        cfg, r, q, plan = self.cfg.links, self.monitor.readings, self.queue, self.planner
+        cfg, r, q, plan, applied = self.cfg.links, self.monitor.readings, self.queue, self.planner, self.applied
         t_s, dt = t_ns * 1e-9, self.elapsed_s(t_ns)
         plan.update(t_s)
-        applied = self.applied
 
         count = self.events.count
         if count != self._events_seen:
@@ -73,25 +75,25 @@ class LinkScheduler(Task):
             self._events_seen = count
         self._generate(HOUSEKEEPING, cfg.housekeeping_bytes_per_s * dt, t_s)
         if applied.switch_tpu:
-            util, caps = self._util, applied.tpu_cap
+            util = self._util
             chip_s = 0.0
-            for g, ch in enumerate(S_TPU_ONLINE):
-                online = r[ch]
+            for online, cap in zip(self._online_of(r), applied.tpu_cap):
                 if online is not None:
-                    chip_s += online * (caps[g] if caps[g] < util else util)
+                    chip_s += online * (cap if cap < util else util)
             self._generate(COMPUTE, cfg.compute_bytes_per_tpu_s * chip_s * dt, t_s)
 
-        lock = r[S_GROUND_LOCK]
-        if applied.downlink_enable and lock is not None and lock >= 0.5:
-            q.send(int(self._bytes_per_s * dt))
+        if applied.downlink_enable:
+            lock = r[S_GROUND_LOCK]
+            if lock is not None and lock >= 0.5:
+                q.send(int(self._bytes_per_s * dt))
 
         self.downlink_enable = plan.in_contact
         self.next_contact_s = plan.next_contact
         self.oldest_age_s = q.oldest_age_s(t_s)
 
-        guard = self.rail_guard
+        guard, power = self.rail_guard, self.power
         guard.update(t_ns, applied.switch_optical, r[_S_I_OPTICAL], True)
-        self.optical_on = (self.power.tpu_on and self.modes.mode != SAFE and self.power.shedder.stage < 2
+        self.optical_on = (power.tpu_on and self.modes.mode != SAFE and power.shedder.stage < 2
                            and not guard.cycle_now and not guard.failed)
 
     def _generate(self, prio: int, nbytes: float, t_s: float) -> None:

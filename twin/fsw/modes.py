@@ -52,6 +52,7 @@ log (time, what, why) and counts in ``fdir_events``.
 from __future__ import annotations
 
 from collections import deque
+from operator import attrgetter, itemgetter
 
 from twin.hal import (CHANNELS, MODES, N_TPU_GROUPS, S_BOARD_BOOT_COUNT, S_I_BATTERY, S_T_AVIONICS, S_T_BATTERY,
                       S_T_TPU, S_V_BATTERY)
@@ -66,6 +67,8 @@ __all__ = ["ModeManager", "SAFE", "DEGRADED", "NOMINAL"]
 
 SAFE, DEGRADED, NOMINAL = (MODES.index(m) for m in ("SAFE", "DEGRADED", "NOMINAL"))
 
+_active = attrgetter("active")
+
 
 class ModeManager(Task):
     """The FDIR task: contained-fault flags, deep faults, and the mode; see the module docstring.
@@ -79,6 +82,10 @@ class ModeManager(Task):
         super().__init__("fdir", rate_hz)
         self.cfg = cfg
         self.monitor, self.soc, self.shedder, self.events = monitor, soc, shedder, events
+        f, th = cfg.fdir, cfg.thermal
+        self._batt_safe_lo_c, self._batt_safe_hi_c = f.battery_safe_lo_c, f.battery_safe_hi_c
+        self._tpu_limit_c, self._tpu_throttle_start_c = th.tpu_limit_c, th.tpu_throttle_start_c
+        self._tpu_temps = itemgetter(*S_T_TPU)
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -96,24 +103,13 @@ class ModeManager(Task):
         self._failed = [False] * len(watch)
         self._sensors_quiet = True
         self.tpu_temp_failed = [False] * N_TPU_GROUPS
+        self.battery_temp_failed = self.avionics_temp_failed = self.power_sensor_failed = False
         self._batt_deep = Debounce(f.deep_samples, 1)
         self._tpu_hot = [Debounce(f.deep_samples, 1) for _ in range(N_TPU_GROUPS)]
         self._tpu_cool = True
         self._boot_count: float | None = None
         self._safe_ok_since_ns: int | None = None
         self._fault_times: deque[int] = deque()
-
-    @property
-    def battery_temp_failed(self) -> bool:
-        return self._failed[N_TPU_GROUPS]
-
-    @property
-    def avionics_temp_failed(self) -> bool:
-        return self._failed[N_TPU_GROUPS + 1]
-
-    @property
-    def power_sensor_failed(self) -> bool:
-        return self._failed[N_TPU_GROUPS + 2]
 
     @property
     def contained_faults(self) -> list[str]:
@@ -126,7 +122,6 @@ class ModeManager(Task):
             self._sensors(t_ns)
 
         deep = self._deep(t_ns)
-        f = self.cfg.fdir
         if deep is not None:
             self.enter_safe(t_ns, deep)
         elif self.mode == SAFE:
@@ -134,9 +129,9 @@ class ModeManager(Task):
                 self._safe_ok_since_ns = None
             elif self._safe_ok_since_ns is None:
                 self._safe_ok_since_ns = t_ns
-            elif (t_ns - self._safe_ok_since_ns) * 1e-9 >= f.safe_exit_dwell_s:
+            elif (t_ns - self._safe_ok_since_ns) * 1e-9 >= self.cfg.fdir.safe_exit_dwell_s:
                 self._set_mode(t_ns, DEGRADED if True in self._failed else NOMINAL,
-                               f"SAFE exit conditions held {f.safe_exit_dwell_s:g} s")
+                               f"SAFE exit conditions held {self.cfg.fdir.safe_exit_dwell_s:g} s")
         else:
             new = DEGRADED if True in self._failed else NOMINAL
             if new != self.mode:
@@ -157,6 +152,7 @@ class ModeManager(Task):
         self._failed[k] = bad
         if k < N_TPU_GROUPS:
             self.tpu_temp_failed[k] = bad
+        self.battery_temp_failed, self.avionics_temp_failed, self.power_sensor_failed = self._failed[N_TPU_GROUPS:]
         deb = self._watch[k][0]
         if bad:
             states = ", ".join(self.monitor.describe(ch) for ch in chans)
@@ -166,30 +162,32 @@ class ModeManager(Task):
 
     def _deep(self, t_ns: int) -> str | None:
         """The reason for a deep fault that appeared this sample, else None."""
-        r, f = self.monitor.readings, self.cfg.fdir
+        r = self.monitor.readings
         reason = None
         boot = r[S_BOARD_BOOT_COUNT]
-        if boot is not None:
-            if boot != self._boot_count and self._boot_count is not None:
+        if boot is not None and boot != self._boot_count:
+            if self._boot_count is not None:
                 reason = f"board_boot_count {self._boot_count:.0f} -> {boot:.0f}"
                 self.events.log(t_ns, "board reboot detected", reason)
             self._boot_count = boot
         t_batt = r[S_T_BATTERY]
-        deb = self._batt_deep
         if t_batt is not None:
-            out = not f.battery_safe_lo_c <= t_batt <= f.battery_safe_hi_c
+            deb = self._batt_deep
+            out = not self._batt_safe_lo_c <= t_batt <= self._batt_safe_hi_c
             if (out != deb.active or deb.count) and deb.update(out) and out:
+                f = self.cfg.fdir
                 reason = (f"t_battery_c {t_batt:.1f} C outside {f.battery_safe_lo_c:g}..{f.battery_safe_hi_c:g} C "
                           f"for {f.deep_samples} samples")
-        limit = self.cfg.thermal.tpu_limit_c
-        temps = [r[ch] for ch in S_T_TPU]
+        limit = self._tpu_limit_c
+        temps = self._tpu_temps(r)
         if None in temps or max(temps) >= limit or not self._tpu_cool:
             self._tpu_cool = True
             for deb, ch, temp in zip(self._tpu_hot, S_T_TPU, temps):
                 if temp is not None:
                     hot = temp >= limit
                     if (hot != deb.active or deb.count) and deb.update(hot) and hot:
-                        reason = f"{CHANNELS[ch].name} {temp:.1f} C >= {limit:g} C for {f.deep_samples} samples"
+                        reason = (f"{CHANNELS[ch].name} {temp:.1f} C >= {limit:g} C "
+                                  f"for {self.cfg.fdir.deep_samples} samples")
                 self._tpu_cool = self._tpu_cool and not deb.active and not deb.count
         if self.shedder.stage >= 3 and self.mode != SAFE:
             soc = self.soc.soc
@@ -197,22 +195,23 @@ class ModeManager(Task):
         return reason
 
     def _deep_active(self) -> bool:
-        return self.shedder.stage >= 3 or self._batt_deep.active or any(d.active for d in self._tpu_hot)
+        return self.shedder.stage >= 3 or self._batt_deep.active or any(map(_active, self._tpu_hot))
 
     def _safe_exit_ok(self, t_ns: int) -> bool:
         m, f, th = self.monitor, self.cfg.fdir, self.cfg.thermal
-        t_batt = m.value_or_none(S_T_BATTERY)
+        r, state = m.readings, m.state
+        t_batt = r[S_T_BATTERY]
         soc = self.soc.soc
-        if t_batt is None or soc is None or not (m.ok(S_V_BATTERY) and m.ok(S_I_BATTERY)):
+        if t_batt is None or soc is None or state[S_V_BATTERY] != OK or state[S_I_BATTERY] != OK:
             return False
         if soc < f.safe_exit_soc or not th.charge_min_c <= t_batt <= th.charge_max_c:
             return False
-        t_avi = m.value_or_none(S_T_AVIONICS)
+        t_avi = r[S_T_AVIONICS]
         if t_avi is not None and not f.avionics_ok_lo_c <= t_avi <= f.avionics_ok_hi_c:
             return False
-        for ch in S_T_TPU:
-            temp = m.value_or_none(ch)
-            if temp is not None and temp >= th.tpu_throttle_start_c:
+        start = self._tpu_throttle_start_c
+        for temp in self._tpu_temps(r):
+            if temp is not None and temp >= start:
                 return False
         return True
 

@@ -34,6 +34,8 @@ exceeds the idle power plus ``budget_headroom_w`` for ``starve_samples``.
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 from twin.hal import S_I_BATTERY, S_I_RAIL, S_SUN_PRESENT, S_TPU_ONLINE, S_V_BATTERY, S_V_BUS, ActuatorCommand
 
 from .base import Debounce, EventLog, Task
@@ -97,7 +99,12 @@ class PowerManager(Task):
         self._no_demand = t.utilization_demand <= 0.0
         self._idle_w_per_chip = t.chip_idle_w
         self._gain, self._headroom_w = p.regulator_gain, p.budget_headroom_w
+        self._util, self._chip_max_w, self._chips_per_group = t.utilization_demand, t.chip_max_w, t.chips_per_group
         self._util_ceilings = [t.utilization_demand] * t.groups
+        self._online_of = itemgetter(*S_TPU_ONLINE)
+        self._stage1_fraction = p.stage1_compute_fraction
+        self._soc_target, self._min_time_to_eclipse_s = p.soc_target, p.min_time_to_eclipse_s
+        self._probe_a, self._max_charge_a = -p.probe_discharge_a, p.max_charge_a
         #: The command sent last tick (set by the flight software): what the rails did since.
         self.applied = ActuatorCommand()
         self._reset(0)
@@ -116,7 +123,7 @@ class PowerManager(Task):
         self._starved = Debounce(self.cfg.power.starve_samples, self.cfg.power.starve_samples)
 
     def _step(self, t_ns: int) -> None:
-        cfg, r, modes = self.cfg, self.monitor.readings, self.modes
+        r, modes = self.monitor.readings, self.modes
         t_s = t_ns * 1e-9
         plan = self.planner
         plan.update(t_s)
@@ -124,23 +131,25 @@ class PowerManager(Task):
         stage = self.shedder.update(t_ns, soc)
         sun = r[S_SUN_PRESENT]
         self.in_eclipse = in_eclipse = sun < 0.5 if sun is not None else plan.eclipse_left > 0.0
-        if not in_eclipse:
+        if in_eclipse:
+            if self._dark_since_ns is None:
+                self._dark_since_ns = t_ns
+            self.next_eclipse_s = 0.0
+        else:
             self._dark_since_ns = None
-        elif self._dark_since_ns is None:
-            self._dark_since_ns = t_ns
-        self.next_eclipse_s = 0.0 if in_eclipse else plan.next_eclipse
+            self.next_eclipse_s = plan.next_eclipse
 
         i_tpu = r[_S_I_TPU]
-        chips = [r[ch] for ch in S_TPU_ONLINE]
+        chips = self._online_of(r)
         if None in chips:
-            chips = [cfg.tpu.chips_per_group if n is None else n for n in chips]
+            chips = [self._chips_per_group if n is None else n for n in chips]
         guard = self.rail_guard
         n_chips = sum(chips)
         guard.update(t_ns, self.applied.switch_tpu, i_tpu, n_chips > 0)
 
         # At the floor in eclipse even idle chips cost too much; the next sunlight lifts it.
         self.floor_reached = in_eclipse and (self.floor_reached or (soc is not None and soc <= self._floor))
-        frac = cfg.power.stage1_compute_fraction
+        frac = self._stage1_fraction
         failed = modes.tpu_temp_failed
         if (modes.mode == SAFE or stage > 1 or (stage == 1 and frac <= 0.0) or modes.power_sensor_failed
                 or self._no_demand or all(failed) or self.floor_reached or guard.cycle_now or guard.failed):
@@ -149,11 +158,11 @@ class PowerManager(Task):
             return
 
         i_batt, v_batt = r[S_I_BATTERY], r[S_V_BATTERY]
+        starved = self._starved
         if i_batt is not None and v_batt is not None and soc is not None and v_batt > 1.0:
             idle_w = self._idle_w_per_chip * n_chips
-            self.i_setpoint_a = self._setpoint(soc, v_batt, t_s)
-            error_w = (i_batt - self.i_setpoint_a) * v_batt
-            starved = self._starved
+            self.i_setpoint_a = setpoint = self._setpoint(soc, v_batt, t_s)
+            error_w = (i_batt - setpoint) * v_batt
             if starved.active:
                 # Rail off: the battery error is the power the TPUs could have now, no integration.
                 if starved.update(error_w < idle_w + self._headroom_w):
@@ -165,21 +174,22 @@ class PowerManager(Task):
                 v_bus = r[S_V_BUS]
                 if i_tpu is not None and v_bus is not None and i_tpu * v_bus + self._headroom_w < ceiling:
                     ceiling = i_tpu * v_bus + self._headroom_w
-                self.budget_w = budget if 0.0 <= budget <= ceiling else (0.0 if budget < 0.0 else ceiling)
-                if (self.budget_w < idle_w) != starved.active or starved.count:
-                    if starved.update(self.budget_w < idle_w):
+                self.budget_w = budget = budget if 0.0 <= budget <= ceiling else (0.0 if budget < 0.0 else ceiling)
+                if (budget < idle_w) != starved.active or starved.count:
+                    if starved.update(budget < idle_w):
                         self.events.log(t_ns, "compute off", f"budget below the {idle_w:.0f} W idle power for "
                                         f"{starved.n_set} samples")
-        if self._starved.active:
+        if starved.active:
             self._off()
             return
 
-        thermal, util = self.thermal, cfg.tpu.utilization_demand
+        thermal = self.thermal
         if thermal.caps_full and True not in failed:
             ceilings = self._util_ceilings
         else:
+            util = self._util
             ceilings = [0.0 if failed[g] else (c if c < util else util) for g, c in enumerate(thermal.cap)]
-        self.cap = cap_level(self.budget_w, ceilings, chips, cfg.tpu.chip_idle_w, cfg.tpu.chip_max_w)
+        self.cap = cap_level(self.budget_w, ceilings, chips, self._idle_w_per_chip, self._chip_max_w)
         self.tpu_on = True
 
     def _off(self) -> None:
@@ -189,8 +199,9 @@ class PowerManager(Task):
 
     def _setpoint(self, soc: float, v: float, t_s: float) -> float:
         """Battery current (A, + charging) the budget regulates to."""
-        p, plan = self.cfg.power, self.planner
+        plan = self.planner
         if self.in_eclipse:
+            p = self.cfg.power
             remaining = plan.eclipse_left
             if remaining <= 0.0:  # dark but not predicted: assume a full eclipse from when it went dark
                 remaining = p.eclipse_fallback_s - (t_s - self._dark_since_ns * 1e-9)
@@ -199,8 +210,12 @@ class PowerManager(Task):
         to_eclipse = plan.next_eclipse
         if to_eclipse < 0.0:
             to_eclipse = max(plan.horizon_left_s(t_s), plan.orbit.period_s)
-        need = (p.soc_target - soc) * self._capacity_j / (v * max(to_eclipse, p.min_time_to_eclipse_s))
-        setpoint = min(max(need, -p.probe_discharge_a), p.max_charge_a)
-        if not self.thermal.charge_enable:
-            setpoint = min(setpoint, -p.probe_discharge_a)
+        # The clamps are min() and max() written out: the same values, without the calls.
+        floor_s, probe_a, max_a = self._min_time_to_eclipse_s, self._probe_a, self._max_charge_a
+        need = (self._soc_target - soc) * self._capacity_j / (v * (floor_s if floor_s > to_eclipse else to_eclipse))
+        setpoint = probe_a if probe_a > need else need
+        if max_a < setpoint:
+            setpoint = max_a
+        if not self.thermal.charge_enable and probe_a < setpoint:
+            setpoint = probe_a
         return setpoint

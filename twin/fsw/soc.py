@@ -41,19 +41,21 @@ class OcvTable:
         self.v = tuple(float(v) for v in cell_v)
         self._slope = tuple((v1 - v0) / (s1 - s0) for s0, s1, v0, v1 in
                             zip(self.soc, self.soc[1:], self.v, self.v[1:]))
+        self._last = len(self._slope) - 1
 
     def cell_v(self, soc: float) -> float:
         """Cell OCV at ``soc`` (clamped to the table)."""
-        k = min(max(bisect_right(self.soc, soc) - 1, 0), len(self._slope) - 1)
+        k = min(max(bisect_right(self.soc, soc) - 1, 0), self._last)
         s = min(max(soc, self.soc[0]), self.soc[-1])
         return self.v[k] + self._slope[k] * (s - self.soc[k])
 
     def soc_of(self, cell_v: float) -> tuple[float, float]:
         """(SoC, dV/dSoC of that segment) for a cell OCV, SoC clamped to 0..1."""
-        k = min(max(bisect_right(self.v, cell_v) - 1, 0), len(self._slope) - 1)
+        k = bisect_right(self.v, cell_v) - 1
+        k = 0 if k < 0 else (k if k < self._last else self._last)
         slope = self._slope[k]
         soc = self.soc[k] + (cell_v - self.v[k]) / slope
-        return min(max(soc, 0.0), 1.0), slope
+        return (0.0 if soc < 0.0 else (1.0 if soc > 1.0 else soc)), slope
 
 
 class SocEstimator(Task):
@@ -68,6 +70,11 @@ class SocEstimator(Task):
         self._r = battery.r_internal_ohm
         self._capacity_j = battery.capacity_wh * 3600.0
         self._max_gap_ns = int(stale_limit_s * 1e9)
+        self._eta_charge = battery.charge_efficiency
+        self._eta_discharge = 1.0 / battery.discharge_efficiency
+        self._tau_s = battery.ocv_tau_s
+        self._slope_ref_v = battery.ocv_slope_ref_v
+        self._current_ref_a = battery.ocv_current_ref_a
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -81,28 +88,32 @@ class SocEstimator(Task):
 
     def _step(self, t_ns: int) -> None:
         m = self.monitor
-        if m.frame is None:
+        frame = m.frame
+        if frame is None:
             return
-        v, i = m.readings[S_V_BATTERY], m.readings[S_I_BATTERY]
-        t_sample = m.frame.sample_t_ns[_POWER_GROUP]
+        r = m.readings
+        v, i = r[S_V_BATTERY], r[S_I_BATTERY]
+        t_sample = frame.sample_t_ns[_POWER_GROUP]
         if self.soc is None:
             if v is not None and i is not None:
                 self.initialise(v, i)
                 self._t_sample_ns = t_sample
             return
-        if i is None or t_sample == self._t_sample_ns:
+        prev = self._t_sample_ns
+        if i is None or t_sample == prev:
             return
-        prev, self._t_sample_ns = self._t_sample_ns, t_sample
+        self._t_sample_ns = t_sample
         if prev is None or not 0 < t_sample - prev <= self._max_gap_ns:
             return
         dt = (t_sample - prev) * 1e-9
         soc = self.soc
-        cfg = self.cfg
         v_ocv = v - i * self._r if v is not None else self._cells * self.ocv.cell_v(soc)
-        eta = cfg.charge_efficiency if i > 0.0 else 1.0 / cfg.discharge_efficiency
-        soc += v_ocv * i * eta * dt / self._capacity_j
+        soc += v_ocv * i * (self._eta_charge if i > 0.0 else self._eta_discharge) * dt / self._capacity_j
         if v is not None:
             soc_ocv, slope = self.ocv.soc_of(v_ocv / self._cells)
-            weight = min(1.0, slope / cfg.ocv_slope_ref_v) / (1.0 + abs(i) / cfg.ocv_current_ref_a)
-            soc += min(1.0, dt / cfg.ocv_tau_s) * weight * (soc_ocv - soc)
+            # min(1.0, x) written out (the same value, NaN included), as in the clamps below
+            flat = slope / self._slope_ref_v
+            weight = (flat if flat < 1.0 else 1.0) / (1.0 + abs(i) / self._current_ref_a)
+            pull = dt / self._tau_s
+            soc += (pull if pull < 1.0 else 1.0) * weight * (soc_ocv - soc)
         self.soc = soc if 0.0 <= soc <= 1.0 else (0.0 if soc < 0.0 else 1.0)

@@ -19,6 +19,8 @@ inside the range. After a reset charging stays inhibited until so verified.
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 from twin.hal import N_TPU_GROUPS, S_T_AVIONICS, S_T_BATTERY, S_T_TPU
 
 from .base import EventLog, Task
@@ -45,6 +47,12 @@ class ThermalController(Task):
         self.faults = faults
         self.events = events
         self._slope = 1.0 / (cfg.tpu_cap_zero_c - cfg.tpu_throttle_start_c)
+        self._tpu_temps = itemgetter(*S_T_TPU)
+        # Per heater zone: its sensor, on below, off above, duty while on, duty while its sensor has failed.
+        self._zones = ((S_T_BATTERY, cfg.battery_heater_on_c, cfg.battery_heater_off_c, cfg.battery_heater_duty,
+                        cfg.battery_heater_fallback_duty),
+                       (S_T_AVIONICS, cfg.avionics_heater_on_c, cfg.avionics_heater_off_c, cfg.avionics_heater_duty,
+                        cfg.avionics_heater_fallback_duty))
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -58,43 +66,47 @@ class ThermalController(Task):
 
     def _step(self, t_ns: int) -> None:
         cfg, r, f = self.cfg, self.monitor.readings, self.faults
-        rise = cfg.tpu_recovery_per_s * self.elapsed_s(t_ns)
-        cap, start = self.cap, cfg.tpu_throttle_start_c
+        dt = self.elapsed_s(t_ns)
         failed = f.tpu_temp_failed
-        temps = [r[ch] for ch in S_T_TPU]
-        if not (self.caps_full and None not in temps and max(temps) <= start and True not in failed):
-            for g, temp in enumerate(temps):
-                if failed[g]:
-                    cap[g] = 0.0
-                    continue
-                if temp is None:
-                    continue
-                target = 1.0 if temp <= start else 1.0 - (temp - start) * self._slope
-                if target <= cap[g]:
-                    cap[g] = target if target > 0.0 else 0.0
-                else:
-                    raised = cap[g] + rise
-                    cap[g] = raised if raised < target else target
-            self.caps_full = cap == _FULL
+        temps = self._tpu_temps(r)
+        if not (self.caps_full and None not in temps and max(temps) <= cfg.tpu_throttle_start_c
+                and True not in failed):
+            self._throttle(temps, failed, cfg.tpu_recovery_per_s * dt)
+
+        heater_on, heater_duty = self.heater_on, self.heater_duty
+        for z, sensor_failed in enumerate((f.battery_temp_failed, f.avionics_temp_failed)):
+            ch, on_c, off_c, duty, fallback = self._zones[z]
+            if sensor_failed:
+                heater_duty[z] = fallback
+                continue
+            temp = r[ch]
+            if temp is not None:
+                if temp < on_c:
+                    heater_on[z] = True
+                elif temp > off_c:
+                    heater_on[z] = False
+            heater_duty[z] = duty if heater_on[z] else 0.0
 
         t_batt = r[S_T_BATTERY]
-        self._zone(0, t_batt, f.battery_temp_failed, cfg.battery_heater_on_c, cfg.battery_heater_off_c,
-                   cfg.battery_heater_duty, cfg.battery_heater_fallback_duty)
-        self._zone(1, r[S_T_AVIONICS], f.avionics_temp_failed, cfg.avionics_heater_on_c,
-                   cfg.avionics_heater_off_c, cfg.avionics_heater_duty, cfg.avionics_heater_fallback_duty)
-        self._charge(t_ns, t_batt)
+        # Charging on and the battery in range: nothing to do (the usual tick).
+        if not self.charge_enable or t_batt is None or not cfg.charge_min_c <= t_batt <= cfg.charge_max_c:
+            self._charge(t_ns, t_batt)
 
-    def _zone(self, z: int, temp: float | None, failed: bool, on_c: float, off_c: float,
-              duty: float, fallback: float) -> None:
-        if failed:
-            self.heater_duty[z] = fallback
-            return
-        if temp is not None:
-            if temp < on_c:
-                self.heater_on[z] = True
-            elif temp > off_c:
-                self.heater_on[z] = False
-        self.heater_duty[z] = duty if self.heater_on[z] else 0.0
+    def _throttle(self, temps: tuple, failed: list[bool], rise: float) -> None:
+        cap, start = self.cap, self.cfg.tpu_throttle_start_c
+        for g, temp in enumerate(temps):
+            if failed[g]:
+                cap[g] = 0.0
+                continue
+            if temp is None:
+                continue
+            target = 1.0 if temp <= start else 1.0 - (temp - start) * self._slope
+            if target <= cap[g]:
+                cap[g] = target if target > 0.0 else 0.0
+            else:
+                raised = cap[g] + rise
+                cap[g] = raised if raised < target else target
+        self.caps_full = cap == _FULL
 
     def _charge(self, t_ns: int, temp: float | None) -> None:
         cfg = self.cfg

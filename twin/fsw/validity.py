@@ -61,6 +61,8 @@ class SensorMonitor(Task):
         self._analog_j = range(len(analog))
         self._analog_edges = tuple((self._lo[i], self._hi[i]) for i in analog)
         self._analog_group = tuple(self._group[i] for i in analog)
+        self._n_groups = len(GROUPS)
+        self._all_ok = [OK] * N_CHANNELS  # the state of every all-OK tick, shared: never mutated
         self.frame: SensorFrame | None = None
         self._reset(0)
 
@@ -79,39 +81,53 @@ class SensorMonitor(Task):
         frame = self.frame
         if frame is None:
             return
-        samples, values, valid = frame.sample_t_ns, frame.values, frame.valid
-        any_stale = t_ns - min(samples) > self._stale_ns
-        all_fresh = all(map(ne, samples, self._last_sample_ns))
-        fresh = None if all_fresh else [s != p for s, p in zip(samples, self._last_sample_ns)]
-        self._last_sample_ns = tuple(samples)
-        state = [OK] * N_CHANNELS
-        readings = list(values)
-        bad = 0
-        # Fast path: every reading flagged valid, fresh, finite and in range (NaN fails <=).
-        if any_stale or not (all(valid) and all(map(le, self._lo, values)) and all(map(le, values, self._hi))):
-            stale = [t_ns - s > self._stale_ns for s in samples]
-            for i, (v, ok, lo, hi, g) in enumerate(zip(values, valid, self._lo, self._hi, self._group)):
-                if not ok:
-                    s = BOARD_INVALID
-                elif stale[g]:
-                    s = STALE
-                elif lo <= v <= hi:
-                    continue
-                elif not isfinite(v):
-                    s = NAN
-                else:
-                    s = RANGE
-                state[i] = s
-                readings[i] = None
-                bad += 1
-        if self._count_repeats(values, fresh):
+        samples, values = frame.sample_t_ns, frame.values
+        last_samples, self._last_sample_ns = self._last_sample_ns, tuple(samples)
+        if samples.count(t_ns) == self._n_groups:  # the usual frame: every group sampled now, none stale
+            any_stale, all_fresh = False, t_ns not in last_samples
+        else:
+            any_stale = t_ns - min(samples) > self._stale_ns
+            all_fresh = all(map(ne, samples, last_samples))
+        # Fast path: every reading flagged valid (count(True) compares by identity first: cheap),
+        # fresh, finite and in range (NaN fails <=). The state and readings lists are then shared.
+        if (any_stale or frame.valid.count(True) != N_CHANNELS
+                or not (all(map(le, self._lo, values)) and all(map(le, values, self._hi)))):
+            state, readings, bad = self._classify(t_ns, samples, values, frame.valid)
+        else:
+            state, readings, bad = self._all_ok, values, 0
+        if self._count_repeats(values, None if all_fresh else list(map(ne, samples, last_samples))):
+            analog, stuck_n = self._analog, self._stuck_n
             for j, n in self._repeats.items():
-                i = self._analog[j]
-                if n >= self._stuck_n and state[i] == OK:
+                i = analog[j]
+                if n >= stuck_n and state[i] == OK:
+                    if state is self._all_ok:
+                        state, readings = [OK] * N_CHANNELS, list(values)
                     state[i] = STUCK
                     readings[i] = None
                     bad += 1
         self.state, self.readings, self.invalid_count = state, readings, bad
+
+    def _classify(self, t_ns: int, samples, values: list[float], valid: list[bool]) -> tuple[list, list, int]:
+        """(state, readings, count not OK) of every channel before the stuck check."""
+        state = [OK] * N_CHANNELS
+        readings = list(values)
+        bad = 0
+        stale = [t_ns - s > self._stale_ns for s in samples]
+        for i, (v, ok, lo, hi, g) in enumerate(zip(values, valid, self._lo, self._hi, self._group)):
+            if not ok:
+                s = BOARD_INVALID
+            elif stale[g]:
+                s = STALE
+            elif lo <= v <= hi:
+                continue
+            elif not isfinite(v):
+                s = NAN
+            else:
+                s = RANGE
+            state[i] = s
+            readings[i] = None
+            bad += 1
+        return state, readings, bad
 
     def _count_repeats(self, values: list[float], fresh: list[bool] | None) -> bool:
         """Update the bit-identical repeat counts of the analog channels on fresh samples.
