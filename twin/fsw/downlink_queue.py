@@ -53,17 +53,20 @@ class DownlinkQueue:
         dropped = 0
         if excess > 0:
             dropped, nbytes = self._make_room(prio, nbytes, excess)
-        if nbytes:
-            chunks = self._chunks[prio]
-            if not chunks:
-                chunks.append([t_s, nbytes])
-                self._oldest_t = _UNKNOWN
-            elif t_s - chunks[-1][0] < self.chunk_s:
-                chunks[-1][1] += nbytes
+            if not nbytes:
+                return dropped
+        chunks = self._chunks[prio]
+        if not chunks:
+            chunks.append([t_s, nbytes])
+            self._oldest_t = _UNKNOWN
+        else:
+            last = chunks[-1]
+            if t_s - last[0] < self.chunk_s:
+                last[1] += nbytes
             else:
                 chunks.append([t_s, nbytes])
-            self.queued[prio] += nbytes
-            self.total_queued += nbytes
+        self.queued[prio] += nbytes
+        self.total_queued += nbytes
         return dropped
 
     def _make_room(self, prio: int, nbytes: int, excess: int) -> tuple[int, int]:
@@ -125,5 +128,9 @@ class DownlinkQueue:
         """Age of the oldest byte waiting (0 when empty)."""
         oldest = self._oldest_t
         if oldest is _UNKNOWN:
-            oldest = self._oldest_t = min((chunks[0][0] for chunks in self._chunks if chunks), default=None)
+            oldest = None
+            for chunks in self._chunks:
+                if chunks and (oldest is None or chunks[0][0] < oldest):
+                    oldest = chunks[0][0]
+            self._oldest_t = oldest
         return t_s - oldest if oldest is not None and oldest < t_s else 0.0

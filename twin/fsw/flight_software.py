@@ -96,7 +96,7 @@ class FlightSoftware:
 
     def on_frame(self, frame: SensorFrame) -> None:
         """The board's frame for this tick, read by the tasks that run after it."""
-        self.monitor.set_frame(frame)
+        self.monitor.frame = frame  # SensorMonitor.set_frame, without the call
 
     def command(self) -> ActuatorCommand:
         """The merged command for this tick; never raises (falls back to the safe state and counts it)."""
@@ -118,12 +118,13 @@ class FlightSoftware:
         safe = modes.mode == SAFE
         tpu_on = power.tpu_on and not safe
         if tpu_on:
-            level, failed = power.cap, modes.tpu_temp_failed
+            level = power.cap
             if not 0.0 <= level <= 1.0:
                 level = _unit(level)
-            if thermal.caps_full and True not in failed:
+            if thermal.caps_full and not modes.tpu_temp_failures:
                 caps = [level] * N_TPU_GROUPS
             else:
+                failed = modes.tpu_temp_failed
                 caps = [0.0 if failed[g] else (c if c < level else level) for g, c in enumerate(thermal.cap)]
         else:
             caps = [0.0] * N_TPU_GROUPS

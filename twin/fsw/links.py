@@ -32,6 +32,8 @@ from .validity import SensorMonitor
 
 __all__ = ["LinkScheduler"]
 
+_online_of = itemgetter(*S_TPU_ONLINE)
+
 _S_I_OPTICAL = S_I_RAIL["optical"]
 
 
@@ -50,7 +52,6 @@ class LinkScheduler(Task):
         self.applied = ActuatorCommand()
         self._bytes_per_s = cfg.links.downlink_rate_bps / 8.0
         self._util = cfg.tpu.utilization_demand
-        self._online_of = itemgetter(*S_TPU_ONLINE)
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -73,14 +74,24 @@ class LinkScheduler(Task):
         if count != self._events_seen:
             self._generate(EVENTS, (count - self._events_seen) * cfg.event_bytes, t_s)
             self._events_seen = count
-        self._generate(HOUSEKEEPING, cfg.housekeeping_bytes_per_s * dt, t_s)
+        carry = self._carry  # _generate written out for the two inputs of every tick
+        total = carry[HOUSEKEEPING] + cfg.housekeeping_bytes_per_s * dt
+        whole = int(total)
+        carry[HOUSEKEEPING] = total - whole
+        if whole:
+            q.put(HOUSEKEEPING, whole, t_s)
         if applied.switch_tpu:
             util = self._util
             chip_s = 0.0
-            for online, cap in zip(self._online_of(r), applied.tpu_cap):
+            for ch, cap in zip(S_TPU_ONLINE, applied.tpu_cap):
+                online = r[ch]
                 if online is not None:
                     chip_s += online * (cap if cap < util else util)
-            self._generate(COMPUTE, cfg.compute_bytes_per_tpu_s * chip_s * dt, t_s)
+            total = carry[COMPUTE] + cfg.compute_bytes_per_tpu_s * chip_s * dt
+            whole = int(total)
+            carry[COMPUTE] = total - whole
+            if whole:
+                q.put(COMPUTE, whole, t_s)
 
         if applied.downlink_enable:
             lock = r[S_GROUND_LOCK]

@@ -67,14 +67,16 @@ __all__ = ["ModeManager", "SAFE", "DEGRADED", "NOMINAL"]
 
 SAFE, DEGRADED, NOMINAL = (MODES.index(m) for m in ("SAFE", "DEGRADED", "NOMINAL"))
 
+_tpu_temps = itemgetter(*S_T_TPU)
 _active = attrgetter("active")
 
 
 class ModeManager(Task):
     """The FDIR task: contained-fault flags, deep faults, and the mode; see the module docstring.
 
-    Flags read by other tasks: ``tpu_temp_failed`` (per group),
-    ``battery_temp_failed``, ``avionics_temp_failed``, ``power_sensor_failed``.
+    Flags read by other tasks: ``tpu_temp_failed`` (per group; ``tpu_temp_failures``
+    counts the True ones), ``battery_temp_failed``, ``avionics_temp_failed``,
+    ``power_sensor_failed``.
     """
 
     def __init__(self, cfg: FswConfig, monitor: SensorMonitor, soc: SocEstimator, shedder: LoadShedder,
@@ -82,10 +84,8 @@ class ModeManager(Task):
         super().__init__("fdir", rate_hz)
         self.cfg = cfg
         self.monitor, self.soc, self.shedder, self.events = monitor, soc, shedder, events
-        f, th = cfg.fdir, cfg.thermal
-        self._batt_safe_lo_c, self._batt_safe_hi_c = f.battery_safe_lo_c, f.battery_safe_hi_c
-        self._tpu_limit_c, self._tpu_throttle_start_c = th.tpu_limit_c, th.tpu_throttle_start_c
-        self._tpu_temps = itemgetter(*S_T_TPU)
+        self._batt_safe_c = (cfg.fdir.battery_safe_lo_c, cfg.fdir.battery_safe_hi_c)
+        self._tpu_limit_c = cfg.thermal.tpu_limit_c
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -101,8 +101,10 @@ class ModeManager(Task):
         self._watch = [(Debounce(f.invalid_samples, f.recover_samples), k, name, chans, action)
                        for k, (name, chans, action) in enumerate(watch)]
         self._failed = [False] * len(watch)
+        self._any_failed = False
         self._sensors_quiet = True
         self.tpu_temp_failed = [False] * N_TPU_GROUPS
+        self.tpu_temp_failures = 0
         self.battery_temp_failed = self.avionics_temp_failed = self.power_sensor_failed = False
         self._batt_deep = Debounce(f.deep_samples, 1)
         self._tpu_hot = [Debounce(f.deep_samples, 1) for _ in range(N_TPU_GROUPS)]
@@ -130,10 +132,10 @@ class ModeManager(Task):
             elif self._safe_ok_since_ns is None:
                 self._safe_ok_since_ns = t_ns
             elif (t_ns - self._safe_ok_since_ns) * 1e-9 >= self.cfg.fdir.safe_exit_dwell_s:
-                self._set_mode(t_ns, DEGRADED if True in self._failed else NOMINAL,
+                self._set_mode(t_ns, DEGRADED if self._any_failed else NOMINAL,
                                f"SAFE exit conditions held {self.cfg.fdir.safe_exit_dwell_s:g} s")
         else:
-            new = DEGRADED if True in self._failed else NOMINAL
+            new = DEGRADED if self._any_failed else NOMINAL
             if new != self.mode:
                 faults = self.contained_faults
                 self._set_mode(t_ns, new, ", ".join(faults) if faults else "contained faults recovered")
@@ -150,8 +152,10 @@ class ModeManager(Task):
 
     def _sensor_event(self, t_ns: int, k: int, name: str, chans: tuple, action: str, bad: bool) -> None:
         self._failed[k] = bad
+        self._any_failed = True in self._failed
         if k < N_TPU_GROUPS:
             self.tpu_temp_failed[k] = bad
+            self.tpu_temp_failures = self.tpu_temp_failed.count(True)
         self.battery_temp_failed, self.avionics_temp_failed, self.power_sensor_failed = self._failed[N_TPU_GROUPS:]
         deb = self._watch[k][0]
         if bad:
@@ -162,7 +166,8 @@ class ModeManager(Task):
 
     def _deep(self, t_ns: int) -> str | None:
         """The reason for a deep fault that appeared this sample, else None."""
-        r = self.monitor.readings
+        m = self.monitor
+        r = m.readings
         reason = None
         boot = r[S_BOARD_BOOT_COUNT]
         if boot is not None and boot != self._boot_count:
@@ -173,16 +178,24 @@ class ModeManager(Task):
         t_batt = r[S_T_BATTERY]
         if t_batt is not None:
             deb = self._batt_deep
-            out = not self._batt_safe_lo_c <= t_batt <= self._batt_safe_hi_c
+            lo, hi = self._batt_safe_c
+            out = not lo <= t_batt <= hi
             if (out != deb.active or deb.count) and deb.update(out) and out:
                 f = self.cfg.fdir
                 reason = (f"t_battery_c {t_batt:.1f} C outside {f.battery_safe_lo_c:g}..{f.battery_safe_hi_c:g} C "
                           f"for {f.deep_samples} samples")
         limit = self._tpu_limit_c
-        temps = self._tpu_temps(r)
-        if None in temps or max(temps) >= limit or not self._tpu_cool:
+        hot = not self._tpu_cool
+        if not hot:  # (a plain loop: cheaper than max() on four readings)
+            for ch in S_T_TPU:
+                temp = r[ch]
+                if temp is None or temp >= limit:
+                    hot = True
+                    break
+        if hot:
             self._tpu_cool = True
-            for deb, ch, temp in zip(self._tpu_hot, S_T_TPU, temps):
+            for deb, ch in zip(self._tpu_hot, S_T_TPU):
+                temp = r[ch]
                 if temp is not None:
                     hot = temp >= limit
                     if (hot != deb.active or deb.count) and deb.update(hot) and hot:
@@ -209,8 +222,8 @@ class ModeManager(Task):
         t_avi = r[S_T_AVIONICS]
         if t_avi is not None and not f.avionics_ok_lo_c <= t_avi <= f.avionics_ok_hi_c:
             return False
-        start = self._tpu_throttle_start_c
-        for temp in self._tpu_temps(r):
+        start = th.tpu_throttle_start_c
+        for temp in _tpu_temps(r):
             if temp is not None and temp >= start:
                 return False
         return True

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from twin.hal import S_I_BATTERY, S_I_RAIL, S_SUN_PRESENT, S_TPU_ONLINE, S_V_BATTERY, S_V_BUS, ActuatorCommand
+from twin.hal import (N_TPU_GROUPS, S_I_BATTERY, S_I_RAIL, S_SUN_PRESENT, S_TPU_ONLINE, S_V_BATTERY, S_V_BUS,
+                      ActuatorCommand)
 
 from .base import Debounce, EventLog, Task
 from .config import FswConfig
@@ -49,16 +50,20 @@ from .validity import SensorMonitor
 
 __all__ = ["PowerManager", "cap_level"]
 
+_online_of = itemgetter(*S_TPU_ONLINE)
+
 _S_I_TPU = S_I_RAIL["tpu"]
 
 
-def cap_level(budget_w: float, ceilings: list[float], chips: list[float], idle_w: float, max_w: float) -> float:
+def cap_level(budget_w: float, ceilings: list[float], chips: list[float], idle_w: float, max_w: float,
+              n_chips: float | None = None) -> float:
     """The common cap level L with ``sum_g chips_g * (idle + (max - idle) * min(L, ceiling_g)) == budget``.
 
     Returns 0 when the budget does not cover the idle power, 1 when it covers
-    every group at its ceiling.
+    every group at its ceiling. ``n_chips`` is ``sum(chips)`` if the caller has it.
     """
-    n_chips = sum(chips)
+    if n_chips is None:
+        n_chips = sum(chips)
     spare = budget_w - idle_w * n_chips
     if spare <= 0.0:
         return 0.0
@@ -101,7 +106,6 @@ class PowerManager(Task):
         self._gain, self._headroom_w = p.regulator_gain, p.budget_headroom_w
         self._util, self._chip_max_w, self._chips_per_group = t.utilization_demand, t.chip_max_w, t.chips_per_group
         self._util_ceilings = [t.utilization_demand] * t.groups
-        self._online_of = itemgetter(*S_TPU_ONLINE)
         self._stage1_fraction = p.stage1_compute_fraction
         self._soc_target, self._min_time_to_eclipse_s = p.soc_target, p.min_time_to_eclipse_s
         self._probe_a, self._max_charge_a = -p.probe_discharge_a, p.max_charge_a
@@ -140,8 +144,8 @@ class PowerManager(Task):
             self.next_eclipse_s = plan.next_eclipse
 
         i_tpu = r[_S_I_TPU]
-        chips = self._online_of(r)
-        if None in chips:
+        chips = _online_of(r)
+        if self.monitor.invalid_count and None in chips:  # with every channel OK none is None
             chips = [self._chips_per_group if n is None else n for n in chips]
         guard = self.rail_guard
         n_chips = sum(chips)
@@ -150,9 +154,10 @@ class PowerManager(Task):
         # At the floor in eclipse even idle chips cost too much; the next sunlight lifts it.
         self.floor_reached = in_eclipse and (self.floor_reached or (soc is not None and soc <= self._floor))
         frac = self._stage1_fraction
-        failed = modes.tpu_temp_failed
+        failures = modes.tpu_temp_failures
         if (modes.mode == SAFE or stage > 1 or (stage == 1 and frac <= 0.0) or modes.power_sensor_failed
-                or self._no_demand or all(failed) or self.floor_reached or guard.cycle_now or guard.failed):
+                or self._no_demand or failures == N_TPU_GROUPS or self.floor_reached or guard.cycle_now
+                or guard.failed):
             self._off()
             self._starved.clear()
             return
@@ -184,12 +189,12 @@ class PowerManager(Task):
             return
 
         thermal = self.thermal
-        if thermal.caps_full and True not in failed:
+        if thermal.caps_full and not failures:
             ceilings = self._util_ceilings
         else:
-            util = self._util
+            util, failed = self._util, modes.tpu_temp_failed
             ceilings = [0.0 if failed[g] else (c if c < util else util) for g, c in enumerate(thermal.cap)]
-        self.cap = cap_level(self.budget_w, ceilings, chips, self._idle_w_per_chip, self._chip_max_w)
+        self.cap = cap_level(self.budget_w, ceilings, chips, self._idle_w_per_chip, self._chip_max_w, n_chips)
         self.tpu_on = True
 
     def _off(self) -> None:

@@ -34,7 +34,11 @@ _POWER_GROUP = GROUPS.index("power")
 
 
 class OcvTable:
-    """Piecewise-linear cell OCV against SoC, both ways."""
+    """Piecewise-linear cell OCV against SoC, both ways.
+
+    ``soc_of`` keeps the segment it used last as a hint (the cell voltage moves
+    slowly), so most lookups search nothing.
+    """
 
     def __init__(self, soc: tuple, cell_v: tuple):
         self.soc = tuple(float(s) for s in soc)
@@ -42,6 +46,12 @@ class OcvTable:
         self._slope = tuple((v1 - v0) / (s1 - s0) for s0, s1, v0, v1 in
                             zip(self.soc, self.soc[1:], self.v, self.v[1:]))
         self._last = len(self._slope) - 1
+        inf = float("inf")
+        # Per segment: the cell volts it covers (the end segments extended beyond the table), SoC and volts
+        # at its start, slope.
+        self._segments = tuple((self.v[k] if k else -inf, self.v[k + 1] if k < self._last else inf,
+                                self.soc[k], self.v[k], self._slope[k]) for k in range(self._last + 1))
+        self._hint = self._segments[0]
 
     def cell_v(self, soc: float) -> float:
         """Cell OCV at ``soc`` (clamped to the table)."""
@@ -51,10 +61,12 @@ class OcvTable:
 
     def soc_of(self, cell_v: float) -> tuple[float, float]:
         """(SoC, dV/dSoC of that segment) for a cell OCV, SoC clamped to 0..1."""
-        k = bisect_right(self.v, cell_v) - 1
-        k = 0 if k < 0 else (k if k < self._last else self._last)
-        slope = self._slope[k]
-        soc = self.soc[k] + (cell_v - self.v[k]) / slope
+        seg = self._hint
+        if not seg[0] <= cell_v < seg[1]:
+            k = bisect_right(self.v, cell_v) - 1
+            seg = self._hint = self._segments[0 if k < 0 else (k if k < self._last else self._last)]
+        _, _, soc_k, v_k, slope = seg
+        soc = soc_k + (cell_v - v_k) / slope
         return (0.0 if soc < 0.0 else (1.0 if soc > 1.0 else soc)), slope
 
 

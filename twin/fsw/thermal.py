@@ -29,7 +29,10 @@ from .validity import SensorMonitor
 
 __all__ = ["ThermalController"]
 
+_tpu_temps = itemgetter(*S_T_TPU)
+
 _FULL = [1.0] * N_TPU_GROUPS
+_INF = float("inf")
 
 
 class ThermalController(Task):
@@ -47,12 +50,11 @@ class ThermalController(Task):
         self.faults = faults
         self.events = events
         self._slope = 1.0 / (cfg.tpu_cap_zero_c - cfg.tpu_throttle_start_c)
-        self._tpu_temps = itemgetter(*S_T_TPU)
-        # Per heater zone: its sensor, on below, off above, duty while on, duty while its sensor has failed.
-        self._zones = ((S_T_BATTERY, cfg.battery_heater_on_c, cfg.battery_heater_off_c, cfg.battery_heater_duty,
+        # Per heater zone: its index, sensor, on below, off above, duty while on, duty while its sensor has failed.
+        self._zones = ((0, S_T_BATTERY, cfg.battery_heater_on_c, cfg.battery_heater_off_c, cfg.battery_heater_duty,
                         cfg.battery_heater_fallback_duty),
-                       (S_T_AVIONICS, cfg.avionics_heater_on_c, cfg.avionics_heater_off_c, cfg.avionics_heater_duty,
-                        cfg.avionics_heater_fallback_duty))
+                       (1, S_T_AVIONICS, cfg.avionics_heater_on_c, cfg.avionics_heater_off_c,
+                        cfg.avionics_heater_duty, cfg.avionics_heater_fallback_duty))
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -60,24 +62,49 @@ class ThermalController(Task):
         self.caps_full = False
         self.heater_on = [False, False]
         self.heater_duty = [0.0, 0.0]
+        # The sensor-failed flags the heaters were last set for, and per zone the band its temperature may
+        # move in without changing them: while both hold, the heater outputs stand.
+        self._heaters_failed: tuple | None = None
+        self._heaters_quiet = ((_INF, -_INF), (_INF, -_INF))
         self.charge_enable = False
         self._charge_ok = 0
         self._inhibit_logged = False
 
     def _step(self, t_ns: int) -> None:
         cfg, r, f = self.cfg, self.monitor.readings, self.faults
-        dt = self.elapsed_s(t_ns)
+        prev, self._t_prev_ns = self._t_prev_ns, t_ns  # elapsed_s(), its value only worked out when needed
         failed = f.tpu_temp_failed
-        temps = self._tpu_temps(r)
-        if not (self.caps_full and None not in temps and max(temps) <= cfg.tpu_throttle_start_c
-                and True not in failed):
-            self._throttle(temps, failed, cfg.tpu_recovery_per_s * dt)
+        throttle = not self.caps_full or True in failed
+        if not throttle:  # (a plain loop: cheaper than max() on four readings)
+            start = cfg.tpu_throttle_start_c
+            for ch in S_T_TPU:
+                temp = r[ch]
+                if temp is None or temp > start:
+                    throttle = True
+                    break
+        if throttle:
+            dt = (t_ns - prev) * 1e-9 if prev is not None and t_ns > prev else self.period_s
+            self._throttle(_tpu_temps(r), failed, cfg.tpu_recovery_per_s * dt)
 
+        zone_failed = (f.battery_temp_failed, f.avionics_temp_failed)
+        t_batt, t_avi = r[S_T_BATTERY], r[S_T_AVIONICS]
+        (lo0, hi0), (lo1, hi1) = self._heaters_quiet
+        if (zone_failed != self._heaters_failed or not (t_batt is None or lo0 <= t_batt <= hi0)
+                or not (t_avi is None or lo1 <= t_avi <= hi1)):
+            self._heaters(r, zone_failed)
+
+        # Charging on and the battery in range: nothing to do (the usual tick).
+        if not self.charge_enable or t_batt is None or not cfg.charge_min_c <= t_batt <= cfg.charge_max_c:
+            self._charge(t_ns, t_batt)
+
+    def _heaters(self, r: list, zone_failed: tuple[bool, bool]) -> None:
+        """Bang-bang with hysteresis per zone, the fallback duty while its sensor has failed."""
         heater_on, heater_duty = self.heater_on, self.heater_duty
-        for z, sensor_failed in enumerate((f.battery_temp_failed, f.avionics_temp_failed)):
-            ch, on_c, off_c, duty, fallback = self._zones[z]
-            if sensor_failed:
+        quiet = []
+        for z, ch, on_c, off_c, duty, fallback in self._zones:
+            if zone_failed[z]:
                 heater_duty[z] = fallback
+                quiet.append((-_INF, _INF))
                 continue
             temp = r[ch]
             if temp is not None:
@@ -86,11 +113,8 @@ class ThermalController(Task):
                 elif temp > off_c:
                     heater_on[z] = False
             heater_duty[z] = duty if heater_on[z] else 0.0
-
-        t_batt = r[S_T_BATTERY]
-        # Charging on and the battery in range: nothing to do (the usual tick).
-        if not self.charge_enable or t_batt is None or not cfg.charge_min_c <= t_batt <= cfg.charge_max_c:
-            self._charge(t_ns, t_batt)
+            quiet.append((-_INF, off_c) if heater_on[z] else (on_c, _INF))
+        self._heaters_failed, self._heaters_quiet = zone_failed, tuple(quiet)
 
     def _throttle(self, temps: tuple, failed: list[bool], rise: float) -> None:
         cap, start = self.cap, self.cfg.tpu_throttle_start_c

@@ -52,8 +52,10 @@ class SensorMonitor(Task):
         self._stale_ns = int(config.stale_limit_s * 1e9)
         self._stuck_n = config.stuck_samples - 1
         exempt = {CHANNEL_INDEX[n] for n in config.stuck_exempt}
-        self._lo = tuple(float(c.lo) for c in CHANNELS)
-        self._hi = tuple(float(c.hi) for c in CHANNELS)
+        # Equal limits share one float object: the range check reads fewer objects every tick.
+        limits: dict[float, float] = {}
+        self._lo = tuple(limits.setdefault(float(c.lo), float(c.lo)) for c in CHANNELS)
+        self._hi = tuple(limits.setdefault(float(c.hi), float(c.hi)) for c in CHANNELS)
         self._group = tuple(GROUPS.index(c.group) for c in CHANNELS)
         analog = tuple(i for i, c in enumerate(CHANNELS) if not c.discrete and i not in exempt)
         self._analog = analog
@@ -95,9 +97,20 @@ class SensorMonitor(Task):
             state, readings, bad = self._classify(t_ns, samples, values, frame.valid)
         else:
             state, readings, bad = self._all_ok, values, 0
-        if self._count_repeats(values, None if all_fresh else list(map(ne, samples, last_samples))):
+        cur = self._analog_of(values)
+        if all_fresh:  # the usual tick, written out: compare every analog reading with its last sample
+            last, self._last_analog = self._last_analog, cur
+            old, edges = self._repeats, self._analog_edges
+            repeats: dict[int, int] = {}
+            for j in compress(self._analog_j, map(eq, cur, last)):
+                if cur[j] not in edges[j]:
+                    repeats[j] = old.get(j, 0) + 1
+            self._repeats = repeats
+        else:
+            repeats = self._count_repeats(cur, list(map(ne, samples, last_samples)))
+        if repeats:
             analog, stuck_n = self._analog, self._stuck_n
-            for j, n in self._repeats.items():
+            for j, n in repeats.items():
                 i = analog[j]
                 if n >= stuck_n and state[i] == OK:
                     if state is self._all_ok:
@@ -129,32 +142,25 @@ class SensorMonitor(Task):
             bad += 1
         return state, readings, bad
 
-    def _count_repeats(self, values: list[float], fresh: list[bool] | None) -> bool:
-        """Update the bit-identical repeat counts of the analog channels on fresh samples.
+    def _count_repeats(self, cur: tuple, fresh: list[bool]) -> dict[int, int]:
+        """Update the bit-identical repeat counts of the analog readings ``cur``, some groups not resampled.
 
-        ``fresh`` None means every group was resampled. True when some count is non-zero.
+        ``fresh`` says per group whether it was; the others hold their counts and their last values.
         """
-        cur = self._analog_of(values)
         last, edges, old = self._last_analog, self._analog_edges, self._repeats
         repeats: dict[int, int] = {}
-        if fresh is None:
-            for j in compress(self._analog_j, map(eq, cur, last)):
-                if cur[j] not in edges[j]:
-                    repeats[j] = old.get(j, 0) + 1
-            self._last_analog = cur
-        else:  # groups not resampled hold their counts and their last values
-            kept = list(last)
-            for j, g in enumerate(self._analog_group):
-                if not fresh[g]:
-                    if j in old:
-                        repeats[j] = old[j]
-                    continue
-                if cur[j] == last[j] and cur[j] not in edges[j]:
-                    repeats[j] = old.get(j, 0) + 1
-                kept[j] = cur[j]
-            self._last_analog = tuple(kept)
+        kept = list(last)
+        for j, g in enumerate(self._analog_group):
+            if not fresh[g]:
+                if j in old:
+                    repeats[j] = old[j]
+                continue
+            if cur[j] == last[j] and cur[j] not in edges[j]:
+                repeats[j] = old.get(j, 0) + 1
+            kept[j] = cur[j]
+        self._last_analog = tuple(kept)
         self._repeats = repeats
-        return bool(repeats)
+        return repeats
 
     def value_or_none(self, ch: int) -> float | None:
         """The reading of channel ``ch`` if it is OK this tick, else None."""

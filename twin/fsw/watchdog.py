@@ -31,14 +31,19 @@ class WatchdogService(Task):
         # The kick counter is not reset: the board sees a kick as a change of value.
         self.ok = False
         self._quickest_limit_ns = 2e9 * min((task.period_s for task in self.tasks), default=self.period_s)
+        self._oldest_attempt_ns = float("-inf")
 
     def _step(self, t_ns: int) -> None:
         ok = all(self.health.values())
-        if ok and t_ns - min(map(_attempt, self.tasks)) > self._quickest_limit_ns:
-            for task in self.tasks:
-                if task is not self and t_ns - task.t_attempt_ns > 2e9 * task.period_s:
-                    ok = False
-                    break
+        # Attempt times only grow between resets: while the oldest one read last is recent enough,
+        # every task's still is, and the tasks need not be read again.
+        if ok and t_ns - self._oldest_attempt_ns > self._quickest_limit_ns:
+            self._oldest_attempt_ns = min(map(_attempt, self.tasks))
+            if t_ns - self._oldest_attempt_ns > self._quickest_limit_ns:
+                for task in self.tasks:
+                    if task is not self and t_ns - task.t_attempt_ns > 2e9 * task.period_s:
+                        ok = False
+                        break
         if ok:
             self.kick = (self.kick + 1) & 0xFF
         self.ok = ok
