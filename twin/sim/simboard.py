@@ -50,7 +50,7 @@ class SimBoard:
         self._last_kick: int | None = None
         self._last_kick_t_ns = 0
         self._t_ns = 0
-        self._last_cmd: ActuatorCommand | None = None
+        self._last_cmd: tuple | None = None
         self._watchdog_ns = int(scenario.sensors.watchdog_timeout_s * 1e9)
         self._open = False
 
@@ -95,7 +95,9 @@ class SimBoard:
         if self.faults.active_sensor:
             self.faults.apply_sensors(v, valid, sample_t, t_ns)
             _as_wire_discrete(v, valid)
-        with np.errstate(over="ignore"):  # beyond float32 range reads as inf, as on the wire
+            with np.errstate(over="ignore"):  # beyond float32 range reads as inf, as on the wire
+                values = v.astype(np.float32).tolist()
+        else:  # noise-free physics stays far inside float32 range: no need to pay for errstate
             values = v.astype(np.float32).tolist()
         return SensorFrame(t_ns, values, valid, tuple(sample_t))
 
@@ -103,9 +105,12 @@ class SimBoard:
         if cmd.watchdog_kick != self._last_kick:
             self._last_kick = cmd.watchdog_kick
             self._last_kick_t_ns = self._t_ns
-        if cmd == self._last_cmd:
+        # The kick and the mode change every tick; the hardware state rarely does.
+        state = (cmd.heater_duty, cmd.switch_tpu, cmd.switch_optical, cmd.tpu_cap, cmd.isl_enable,
+                 cmd.downlink_enable, cmd.charge_enable)
+        if state == self._last_cmd:
             return
-        self._last_cmd = cmd
+        self._last_cmd = state
         act = self.plant.act
         if act.switch_tpu[0] and not cmd.switch_tpu or act.switch_optical[0] and not cmd.switch_optical:
             self.plant.uvlo_latched[:] = False  # commanding a rail off re-arms undervoltage protection
