@@ -61,4 +61,5 @@ def test_books_always_balance(ops, capacity):
         else:
             assert q.send(n) <= n
         assert balanced(q)
-        assert q.oldest_age_s(float(t)) >= 0.0
+        heads = [chunks[0][0] for chunks in q._chunks if chunks]
+        assert q.oldest_age_s(float(t)) == (t - min(heads) if heads else 0.0) >= 0.0

@@ -123,3 +123,28 @@ def run_truth(hours, soc=0.7):
             b.step(orbit_current(t))
         out.append(b.soc)
     return out
+
+
+def test_ocv_lookup_with_its_segment_hint_is_a_fresh_search():
+    """The table remembers the segment it used last; any order of queries gives the plain lookup's answer."""
+    from bisect import bisect_right
+
+    from twin.fsw.soc import OcvTable
+
+    cfg = BatteryConfig()
+    table = OcvTable(cfg.ocv_soc, cfg.ocv_cell_v)
+    soc, v = table.soc, table.v
+
+    def fresh(cell_v):
+        k = min(max(bisect_right(v, cell_v) - 1, 0), len(v) - 2)
+        slope = (v[k + 1] - v[k]) / (soc[k + 1] - soc[k])
+        return min(max(soc[k] + (cell_v - v[k]) / slope, 0.0), 1.0), slope
+
+    rng = random.Random(3)
+    walk = [3.6]
+    for _ in range(20000):
+        walk.append(walk[-1] + rng.gauss(0.0, 0.01))
+    queries = walk + [rng.uniform(2.0, 5.0) for _ in range(5000)] + list(v) + [-0.0, 0.0, math.inf, -math.inf]
+    for cell_v in queries:
+        assert repr(table.soc_of(cell_v)) == repr(fresh(cell_v)), cell_v
+    assert all(math.isnan(x) for x in table.soc_of(math.nan)[:1])

@@ -1,4 +1,13 @@
-"""Building blocks shared by the flight-software tasks: the task shape, debouncing, the event log."""
+"""Building blocks shared by the flight-software tasks: the task shape, debouncing, the event log.
+
+A note on the per-tick code of the tasks: on CPython 3.11 every call of the
+builtins ``min()`` and ``max()`` parses a format string and costs many times a
+comparison, so that code writes them out. ``max(a, b)`` becomes
+``b if b > a else a`` (the builtin's own rule: the first argument unless the
+second is strictly greater, so ties, signed zeros and NaN give the same value),
+and a test such as ``max(readings) >= limit`` over a few monitored readings
+(never NaN) is a plain loop.
+"""
 from __future__ import annotations
 
 from collections import deque

@@ -246,4 +246,7 @@ class ContactPlanner:
 
     def horizon_left_s(self, t_s: float) -> float:
         """Seconds of plan left after ``t_s`` (0 without a plan)."""
-        return 0.0 if self.t0_s is None else max(0.0, self.t0_s + self.horizon_s - t_s)
+        if self.t0_s is None:
+            return 0.0
+        left = self.t0_s + self.horizon_s - t_s
+        return left if left > 0.0 else 0.0  # max(0.0, left), written out (see twin.fsw.base)

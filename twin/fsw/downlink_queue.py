@@ -90,8 +90,8 @@ class DownlinkQueue:
         chunks = self._chunks[prio]
         freed = 0
         while chunks and freed < nbytes:
-            head = chunks[0]
-            take = min(head[1], nbytes - freed)
+            head, want = chunks[0], nbytes - freed
+            take = want if want < head[1] else head[1]  # min(), written out (see twin.fsw.base)
             head[1] -= take
             freed += take
             if head[1] == 0:
@@ -109,7 +109,7 @@ class DownlinkQueue:
         for prio, chunks in enumerate(self._chunks):
             while chunks and budget > 0:
                 head = chunks[0]
-                take = min(head[1], budget)
+                take = budget if budget < head[1] else head[1]  # min(), written out
                 head[1] -= take
                 budget -= take
                 self.queued[prio] -= take

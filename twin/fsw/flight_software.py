@@ -72,6 +72,7 @@ class FlightSoftware:
                                    self.event_log, r.links_hz)
         self.tasks: list[Task] = [self.monitor, self.soc, self.modes, self.thermal, self.power, self.links]
         self.health: dict[str, bool] = {}
+        self._healthy = self.health.values()  # a live view
         self.watchdog = WatchdogService(self.health, self.tasks, r.watchdog_hz)
         self.tasks.append(self.watchdog)
         self.task_faults = 0
@@ -111,8 +112,7 @@ class FlightSoftware:
         return cmd
 
     def _merge(self) -> ActuatorCommand:
-        health = self.health
-        if not all(health.values()):
+        if not all(self._healthy):
             self._count_faults()
         modes, thermal, power, links = self.modes, self.thermal, self.power, self.links
         safe = modes.mode == SAFE

@@ -17,8 +17,6 @@
 """
 from __future__ import annotations
 
-from operator import itemgetter
-
 from twin.hal import S_GROUND_LOCK, S_I_RAIL, S_TPU_ONLINE, ActuatorCommand
 
 from .base import EventLog, Task
@@ -31,8 +29,6 @@ from .shedding import RailGuard
 from .validity import SensorMonitor
 
 __all__ = ["LinkScheduler"]
-
-_online_of = itemgetter(*S_TPU_ONLINE)
 
 _S_I_OPTICAL = S_I_RAIL["optical"]
 
@@ -67,7 +63,8 @@ class LinkScheduler(Task):
 
     def _step(self, t_ns: int) -> None:
         cfg, r, q, plan, applied = self.cfg.links, self.monitor.readings, self.queue, self.planner, self.applied
-        t_s, dt = t_ns * 1e-9, self.elapsed_s(t_ns)
+        prev, self._t_prev_ns = self._t_prev_ns, t_ns  # elapsed_s(), written out
+        t_s, dt = t_ns * 1e-9, (t_ns - prev) * 1e-9 if prev is not None and t_ns > prev else self.period_s
         plan.update(t_s)
 
         count = self.events.count

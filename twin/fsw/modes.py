@@ -166,8 +166,7 @@ class ModeManager(Task):
 
     def _deep(self, t_ns: int) -> str | None:
         """The reason for a deep fault that appeared this sample, else None."""
-        m = self.monitor
-        r = m.readings
+        r = self.monitor.readings
         reason = None
         boot = r[S_BOARD_BOOT_COUNT]
         if boot is not None and boot != self._boot_count:
@@ -186,7 +185,7 @@ class ModeManager(Task):
                           f"for {f.deep_samples} samples")
         limit = self._tpu_limit_c
         hot = not self._tpu_cool
-        if not hot:  # (a plain loop: cheaper than max() on four readings)
+        if not hot:  # max(temps) >= limit, as a plain loop (see twin.fsw.base)
             for ch in S_T_TPU:
                 temp = r[ch]
                 if temp is None or temp >= limit:

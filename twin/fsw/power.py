@@ -204,18 +204,23 @@ class PowerManager(Task):
 
     def _setpoint(self, soc: float, v: float, t_s: float) -> float:
         """Battery current (A, + charging) the budget regulates to."""
+        # The clamps are min() and max() written out (see twin.fsw.base).
         plan = self.planner
         if self.in_eclipse:
             p = self.cfg.power
             remaining = plan.eclipse_left
             if remaining <= 0.0:  # dark but not predicted: assume a full eclipse from when it went dark
                 remaining = p.eclipse_fallback_s - (t_s - self._dark_since_ns * 1e-9)
-            energy_j = max(0.0, soc - self._floor) * self._capacity_j
-            return max(-energy_j / (v * max(remaining, 60.0)), -p.max_discharge_a)
+            above = soc - self._floor
+            energy_j = (above if above > 0.0 else 0.0) * self._capacity_j
+            setpoint = -energy_j / (v * (60.0 if 60.0 > remaining else remaining))
+            limit = -p.max_discharge_a
+            return limit if limit > setpoint else setpoint
         to_eclipse = plan.next_eclipse
-        if to_eclipse < 0.0:
-            to_eclipse = max(plan.horizon_left_s(t_s), plan.orbit.period_s)
-        # The clamps are min() and max() written out: the same values, without the calls.
+        if to_eclipse < 0.0:  # none predicted: at least an orbit, or what the plan covers
+            to_eclipse, period_s = plan.horizon_left_s(t_s), plan.orbit.period_s
+            if period_s > to_eclipse:
+                to_eclipse = period_s
         floor_s, probe_a, max_a = self._min_time_to_eclipse_s, self._probe_a, self._max_charge_a
         need = (self._soc_target - soc) * self._capacity_j / (v * (floor_s if floor_s > to_eclipse else to_eclipse))
         setpoint = probe_a if probe_a > need else need

@@ -123,7 +123,7 @@ class SocEstimator(Task):
         soc += v_ocv * i * (self._eta_charge if i > 0.0 else self._eta_discharge) * dt / self._capacity_j
         if v is not None:
             soc_ocv, slope = self.ocv.soc_of(v_ocv / self._cells)
-            # min(1.0, x) written out (the same value, NaN included), as in the clamps below
+            # min(1.0, x) written out (see twin.fsw.base), as the clamps below
             flat = slope / self._slope_ref_v
             weight = (flat if flat < 1.0 else 1.0) / (1.0 + abs(i) / self._current_ref_a)
             pull = dt / self._tau_s

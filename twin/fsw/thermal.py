@@ -75,7 +75,7 @@ class ThermalController(Task):
         prev, self._t_prev_ns = self._t_prev_ns, t_ns  # elapsed_s(), its value only worked out when needed
         failed = f.tpu_temp_failed
         throttle = not self.caps_full or True in failed
-        if not throttle:  # (a plain loop: cheaper than max() on four readings)
+        if not throttle:  # max(temps) <= start, as a plain loop (see twin.fsw.base)
             start = cfg.tpu_throttle_start_c
             for ch in S_T_TPU:
                 temp = r[ch]

@@ -39,11 +39,13 @@ _NAN = float("nan")
 class SensorMonitor(Task):
     """Validity of every channel; the first task of each tick.
 
-    The flight software hands it each frame with :meth:`set_frame`. After a
-    step: ``state`` holds one state per channel, ``readings`` the value of each
-    OK channel and None for every other (consumers index it directly in their
-    per-tick code; :meth:`value_or_none` is the same as a method), and
-    ``invalid_count`` how many channels are not OK.
+    The flight software hands it each frame with :meth:`set_frame` (or sets
+    ``frame``). After a step: ``state`` holds one state per channel,
+    ``readings`` the value of each OK channel and None for every other
+    (consumers index it directly in their per-tick code; :meth:`value_or_none`
+    is the same as a method), and ``invalid_count`` how many channels are not
+    OK. Both lists are read-only: on a tick where every channel is OK they are
+    a shared all-OK list and the frame's own ``values``.
     """
 
     def __init__(self, config: MonitorConfig, rate_hz: float = 1.0):
