@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from twin.hal import CHANNEL_INDEX, MODES, S_T_BATTERY, S_T_TPU
+from twin.hal import MODES, S_T_BATTERY, S_T_TPU
 from twin.run import run_scenario
 from twin.scenarios import load_scenario
 

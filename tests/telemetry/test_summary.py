@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from twin.hal import (N_CHANNELS, RAILS, S_GROUND_LOCK, S_I_BATTERY, S_I_RAIL, S_I_SOLAR, S_SUN_PRESENT,
+from twin.hal import (N_CHANNELS, S_GROUND_LOCK, S_I_BATTERY, S_I_RAIL, S_I_SOLAR, S_SUN_PRESENT,
                       S_T_AVIONICS, S_T_BATTERY, S_T_TPU, S_TPU_ONLINE, S_V_BUS, ActuatorCommand,
                       FswHousekeeping, SensorFrame)
 from twin.telemetry.records import row_of, rows_to_array
