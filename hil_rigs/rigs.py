@@ -136,7 +136,7 @@ def _serial_rig(procs: _Processes, work: Path, argv: list[str], emu_log: Path):
 
 
 def _mqtt_rig(procs: _Processes, work: Path, argv: list[str], emu_log: Path):
-    from firmware_bridge.broker import BrokerUser, mosquitto_path, write_broker_files
+    from firmware_bridge.broker import BrokerUser, mosquitto_path, wait_until_listening, write_broker_files
     from firmware_bridge.transports.mqtt_link import MqttLink
     try:
         exe = mosquitto_path()
@@ -147,17 +147,9 @@ def _mqtt_rig(procs: _Processes, work: Path, argv: list[str], emu_log: Path):
                              persistence_dir=work / "broker-store")
     with open(work / "mosquitto.log", "wb") as log:
         broker = procs.start([exe, "-c", str(cfg.conf_path)], stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while True:
-        if broker.poll() is not None:
-            raise RigError(f"mosquitto exited with code {broker.returncode} (see {work / 'mosquitto.log'})")
-        try:
-            socket.create_connection((cfg.host, cfg.port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RigError(f"mosquitto not listening on {cfg.host}:{cfg.port} after 15 s") from None
-            time.sleep(0.02)
+    problem = wait_until_listening(broker, cfg.host, cfg.port, 15.0)
+    if problem is not None:
+        raise RigError(f"mosquitto {problem} (see {work / 'mosquitto.log'})")
     pw_file = work / "board.password"
     pw_file.write_text(passwords["board"])
     pw_file.chmod(0o600)

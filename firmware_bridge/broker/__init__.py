@@ -96,6 +96,26 @@ class BrokerConfig:
             shutil.rmtree(self.persistence_dir, ignore_errors=True)
 
 
+def wait_until_listening(proc, host: str, port: int, timeout_s: float) -> str | None:
+    """Wait for a just-started broker ``proc`` to accept connections on host:port.
+
+    Returns None once it does, else why not ("exited with code N" or "not listening after T s").
+    """
+    import socket
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            return f"exited with code {proc.returncode}"
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return None
+        except OSError:
+            if time.monotonic() > deadline:
+                return f"not listening on {host}:{port} after {timeout_s:g} s"
+            time.sleep(0.01)
+
+
 def mosquitto_path() -> str:
     """The ``mosquitto`` executable (often in /usr/sbin, outside a user's PATH); raises if absent."""
     found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")

@@ -24,7 +24,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Self
 
@@ -33,6 +32,7 @@ from firmware_bridge.broker import (
     BrokerTls,
     BrokerUser,
     mosquitto_path,
+    wait_until_listening,
     write_broker_files,
 )
 
@@ -67,19 +67,12 @@ class MosquittoBroker:
         self.proc = subprocess.Popen([self.exe, "-c", str(self.config.conf_path)], stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=self._stderr, start_new_session=True)
         self.pids.append(self.proc.pid)
-        deadline = time.monotonic() + READY_GUARD_S
-        while True:
-            if self.proc.poll() is not None:
-                code, self.proc = self.proc.returncode, None
-                raise RuntimeError(f"mosquitto exited with {code} on start:\n{self.log()}")
-            try:
-                socket.create_connection((self.host, self.port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise RuntimeError(f"mosquitto not listening on {self.port} after {READY_GUARD_S} s:\n{self.log()}")
-                time.sleep(0.01)
+        problem = wait_until_listening(self.proc, self.host, self.port, READY_GUARD_S)
+        if problem is not None:
+            if self.proc.poll() is None:
+                self.kill()
+            self.proc = None
+            raise RuntimeError(f"mosquitto {problem} on start:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send ``sig`` (SIGTERM: clean shutdown, store saved; SIGKILL: crash) and reap the process."""

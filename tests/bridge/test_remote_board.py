@@ -13,7 +13,6 @@ import time
 import pytest
 
 from firmware_bridge.codec import MavlinkCodec
-from firmware_bridge.errors import BridgeTimeout
 from firmware_bridge.keys import create_key_file, load_key
 from firmware_bridge.remote_board import RemoteBoard
 from firmware_bridge.signing import ReplayTable, SigningClock, SigningPolicy
@@ -83,7 +82,6 @@ def test_a_silent_board_costs_counted_timeouts_and_stale_frames_not_the_loop(pty
     remote, _ = asyncio.run(run_remote(scenario, *pty_pair, key, tmp_path, serve=False))
     assert remote.executive.ticks == 4 and remote.executive.board_errors >= 4
     assert remote.board.link_stats["step_timeouts"] == 4
-    assert isinstance(BridgeTimeout("x"), TimeoutError)
 
 
 def test_wrong_key_on_the_board_side_is_rejected_and_counted(pty_pair, tmp_path):
