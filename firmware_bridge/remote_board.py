@@ -53,6 +53,7 @@ class RemoteBoard:
         self._step_seq = 0
         self._cmd_seq = 0
         self.boot_count: int | None = None
+        self.t_ns = 0  # the last step's target: scenario time as the link sees it
         self.link_stats = {"frames_in": 0, "steps": 0, "step_retries": 0, "step_timeouts": 0,
                            "assembly_errors": 0, "link_lost": 0, "last_frame_monotonic": 0.0}
 
@@ -136,6 +137,7 @@ class RemoteBoard:
         return SensorFrame(t_ns, f.values, f.valid, sample)
 
     async def step_to(self, t_ns: int) -> SensorFrame:
+        self.t_ns = t_ns
         if not self.lockstep:
             frame = await self._wait_frame(t_ns, self.step_timeout_s)
             if frame is None:

@@ -78,6 +78,9 @@ class Executive:
         self.board_errors = 0
         self.ticks = 0
         self.t_ns = 0
+        self._start_ns = 0
+        self._next_tick = 0
+        self._frame = SensorFrame.empty(0)
         self.last_command = ActuatorCommand().quantized()
 
     def _stats_for(self, task) -> TaskStats:
@@ -90,9 +93,12 @@ class Executive:
 
     async def run(self, duration_ns: int, *, start_ns: int = 0, stop: asyncio.Event | None = None) -> None:
         """Run ticks at ``start_ns, start_ns + period, ...`` up to (excluding) ``start_ns + duration_ns``."""
-        n_ticks = duration_ns // self.period_ns
-        fsw, board, clock = self.fsw, self.board, self.clock
-        tasks = list(zip(fsw.tasks, self.stats))
+        self.start(start_ns)
+        await self.run_ticks(duration_ns // self.period_ns, stop=stop)
+
+    def start(self, start_ns: int = 0) -> None:
+        """Reset the flight software and start the clock at ``start_ns``; ticks then come from :meth:`run_ticks`."""
+        fsw = self.fsw
         fsw.reset(start_ns)
         for task in fsw.tasks:
             fsw.health[task.name] = True
@@ -100,15 +106,31 @@ class Executive:
         # from rescanning it in long pauses (it still collects what the run creates).
         gc.collect()
         gc.freeze()
-        clock.start(start_ns)
-        frame = SensorFrame.empty(start_ns)
+        self.clock.start(start_ns)
+        self._start_ns = start_ns
+        self._next_tick = 0
+        self._frame = SensorFrame.empty(start_ns)
+
+    async def run_ticks(self, n_ticks: int, *, stop: asyncio.Event | None = None,
+                        until: Callable[[], bool] | None = None) -> bool:
+        """Run up to ``n_ticks`` more ticks after :meth:`start` (or a previous call).
+
+        ``until`` is checked after every tick: True ends the call early. Returns True
+        when ``until`` ended it, False when the ticks ran out or ``stop`` was set.
+        """
+        fsw, board, clock = self.fsw, self.board, self.clock
+        tasks = list(zip(fsw.tasks, self.stats))
+        start_ns, period = self._start_ns, self.period_ns
+        frame = self._frame
         last_yield = time.perf_counter_ns()
         perf = time.perf_counter_ns
-        for tick in range(n_ticks):
-            t = start_ns + tick * self.period_ns
+        first = self._next_tick
+        met = False
+        for tick in range(first, first + n_ticks):
+            t = start_ns + tick * period
             self.t_ns = t
             late = await clock.wait_until(t)
-            if late > self.period_ns:
+            if late > period:
                 self.loop_overruns += 1
             frame = await self._step_board(t, frame)
             fsw.on_frame(frame)
@@ -136,17 +158,23 @@ class Executive:
             if self.recorder is not None:
                 self.recorder.record(frame, cmd, fsw.housekeeping())
             self.ticks += 1
+            self._next_tick = tick + 1
+            self._frame = frame
+            if until is not None and until():
+                met = True
+                break
             now = perf()
             if now - last_yield > self.yield_every_ns:
                 last_yield = now
                 if self.on_progress is not None:
-                    self.on_progress(t + self.period_ns - start_ns)
+                    self.on_progress(t + period - start_ns)
                 if clock.virtual:
                     await asyncio.sleep(0)
                 if stop is not None and stop.is_set():
                     break
         if self.on_progress is not None:
-            self.on_progress(self.ticks * self.period_ns)
+            self.on_progress(self.ticks * period)
+        return met
 
     async def _step_board(self, t: int, last: SensorFrame) -> SensorFrame:
         try:

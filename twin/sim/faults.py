@@ -9,6 +9,11 @@ Device faults act on the hardware: ``heater_off`` / ``heater_on`` (a heater
 zone failed), ``tpu_crash`` (``value`` chips of a TPU group crash), ``string_loss``
 (``value`` solar strings lost), ``isl_fail`` (an optical link fails), ``reboot``
 (the board reboots).
+Link faults act between the twin and a board (applied by the rig's link, not
+by the board): ``drop`` (each frame lost with probability ``value``), ``delay``
+(``value`` seconds), ``duplicate`` / ``corrupt`` (probability ``value``),
+``reorder`` (probability ``value`` that a frame swaps with the next),
+``disconnect`` (the link is down: unplugged cable, stopped broker).
 """
 from __future__ import annotations
 
@@ -23,10 +28,12 @@ from twin.timeparse import parse_duration
 
 _GROUP_MEMBERS = [np.array([i for i, c in enumerate(CHANNELS) if c.group == g]) for g in GROUPS]
 
-__all__ = ["FaultSpec", "FaultInjector", "SENSOR_FAULTS", "DEVICE_FAULTS"]
+__all__ = ["FaultSpec", "FaultInjector", "SENSOR_FAULTS", "DEVICE_FAULTS", "LINK_FAULTS", "ALL_FAULTS"]
 
 SENSOR_FAULTS = ("nan", "stuck", "offset", "off", "stale", "range", "noise")
 DEVICE_FAULTS = ("heater_off", "heater_on", "tpu_crash", "string_loss", "isl_fail", "reboot")
+LINK_FAULTS = ("drop", "delay", "duplicate", "reorder", "corrupt", "disconnect")
+ALL_FAULTS = SENSOR_FAULTS + DEVICE_FAULTS + LINK_FAULTS
 
 
 def _target_ok(kind: str, target: str) -> str | None:
@@ -46,14 +53,14 @@ class FaultSpec:
     """One scheduled fault: from ``at`` for ``duration`` (empty: until the end)."""
 
     at: str = param("0s", "duration", doc="onset, scenario time since epoch (e.g. 2h)")
-    kind: str = param("nan", doc=f"one of {', '.join(SENSOR_FAULTS + DEVICE_FAULTS)}")
+    kind: str = param("nan", doc=f"one of {', '.join(ALL_FAULTS)}")
     target: str = param("", doc="channel name, heater zone, tpuN or islN")
     duration: str = param("", "duration", doc="how long; empty for the rest of the run")
     value: float = param(0.0, doc="offset, reading, noise sigma, chip or string count")
 
     def __post_init__(self) -> None:
-        if self.kind not in SENSOR_FAULTS + DEVICE_FAULTS:
-            raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(SENSOR_FAULTS + DEVICE_FAULTS)})")
+        if self.kind not in ALL_FAULTS:
+            raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(ALL_FAULTS)})")
         problem = _target_ok(self.kind, self.target)
         if problem:
             raise ValueError(f"fault {self.kind}: {problem}")
@@ -71,20 +78,40 @@ class FaultSpec:
 
 
 class FaultInjector:
-    """Applies scheduled faults to the plant (device) and to readings (sensor)."""
+    """Applies scheduled faults to the plant (device) and to readings (sensor).
+
+    Link faults are carried (``link_faults``) but not applied here: the rig's
+    link applies them.
+    """
 
     def __init__(self, specs, rng: np.random.Generator):
-        self.specs = sorted(specs, key=lambda f: f.start_s)
         self.rng = rng
+        self._entries: list[tuple[int, FaultSpec]] = []  # (serial, spec) by onset; serials key per-fault state
         self._held: dict[int, float] = {}
         self._held_group: dict[int, tuple[int, np.ndarray]] = {}
         self._started: set[int] = set()
+        self._ended: set[int] = set()
         self.active_sensor: list[tuple[int, FaultSpec]] = []
+        for spec in specs:
+            self.add(spec)
+
+    @property
+    def specs(self) -> list[FaultSpec]:
+        return [f for _, f in self._entries]
+
+    @property
+    def link_faults(self) -> list[FaultSpec]:
+        return [f for _, f in self._entries if f.kind in LINK_FAULTS]
+
+    def add(self, spec: FaultSpec) -> None:
+        """Schedule one more fault (also while a run is under way, e.g. from a test)."""
+        self._entries.append((len(self._entries), spec))
+        self._entries.sort(key=lambda e: (e[1].start_s, e[0]))
 
     def update(self, t_s: float, plant, board) -> None:
         """Start and end faults at scenario time ``t_s``."""
         self.active_sensor = []
-        for i, f in enumerate(self.specs):
+        for i, f in self._entries:
             if f.start_s > t_s:
                 break
             active = t_s < f.end_s
@@ -95,11 +122,13 @@ class FaultInjector:
                     self._held.pop(i, None)
                     self._held_group.pop(i, None)
                 continue
+            if f.kind in LINK_FAULTS:
+                continue
             if i not in self._started:
                 self._started.add(i)
                 self._start_device(f, plant, board)
-            elif not active and f.end_s != math.inf and i not in self._held:
-                self._held[i] = 0.0  # marks ended
+            elif not active and f.end_s != math.inf and i not in self._ended:
+                self._ended.add(i)
                 self._end_device(f, plant)
 
     def _start_device(self, f: FaultSpec, plant, board) -> None:
