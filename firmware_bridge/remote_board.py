@@ -165,5 +165,8 @@ class RemoteBoard:
         self._cmd_seq += 1
         await self._send(command_to_message(cmd, self._cmd_seq))
 
-    async def _send(self, msg) -> None:
+    async def send_message(self, msg) -> None:
+        """Encode (and sign) one MAVLink message and send it to the board."""
         await self.transport.send(self.codec.encode(msg))
+
+    _send = send_message
