@@ -7,6 +7,7 @@ SensorFrame            SC_THERMAL_FRAME, SC_POWER_FRAME, SC_STATUS_FRAME (one pe
                        channel group, :data:`FRAME_GROUPS`)
 ActuatorCommand        SC_ACTUATOR_COMMAND (+ ``cmd_seq``, ``t_ns``)
 FswHousekeeping        SC_FSW_HOUSEKEEPING (+ ``t_ns``)
+a fault to inject      SC_FAULT_INJECT (test benches: emulated boards only)
 =====================  ==========================================================
 
 What the wire carries, hence what a round trip returns:
@@ -35,12 +36,15 @@ from twin.hal import (CHANNELS, FSW_HOUSEKEEPING_FIELDS, GROUPS, ActuatorCommand
 
 from .dialect import XML_PATH, DialectError, load_dialect
 
-__all__ = ["FrameGroup", "FRAME_GROUPS", "COMMAND_MESSAGE", "HOUSEKEEPING_MESSAGE", "FrameAssemblyError",
+__all__ = ["FrameGroup", "FRAME_GROUPS", "COMMAND_MESSAGE", "HOUSEKEEPING_MESSAGE", "FAULT_INJECT_MESSAGE",
+           "FaultInjectFields", "fault_inject_message", "fault_inject_fields", "FrameAssemblyError",
            "message_class", "check_dialect", "frame_to_messages", "messages_to_frame", "quantize_frame", "command_to_message",
            "message_to_command", "housekeeping_to_message", "message_to_housekeeping"]
 
 COMMAND_MESSAGE = "SC_ACTUATOR_COMMAND"
 HOUSEKEEPING_MESSAGE = "SC_FSW_HOUSEKEEPING"
+#: Command class: a board must accept it only signed (see ``hil_rigs.board_server``).
+FAULT_INJECT_MESSAGE = "SC_FAULT_INJECT"
 _WIRE_TYPE = {"float32": "float", "uint8": "uint8_t", "uint16": "uint16_t"}
 _UINT_MAX = {"uint8_t": 0xFF, "uint16_t": 0xFFFF, "uint32_t": 0xFFFF_FFFF, "uint64_t": 2**64 - 1}
 #: Smallest magnitude that rounds to infinity in float32 (struct.pack("f") raises there).
@@ -202,3 +206,45 @@ def housekeeping_to_message(hk: FswHousekeeping, t_ns: int = 0):
 def message_to_housekeeping(msg) -> FswHousekeeping:
     """The FswHousekeeping an SC_FSW_HOUSEKEEPING carries."""
     return FswHousekeeping(**{name: kind(getattr(msg, name)) for name, kind in _HK_TYPES.items()})
+
+
+@dataclass(frozen=True)
+class FaultInjectFields:
+    """What an SC_FAULT_INJECT carries (times in ns of scenario time; ``duration_ns`` 0: rest of the run)."""
+
+    kind: str
+    target: str
+    at_ns: int
+    duration_ns: int
+    value: float
+
+
+def _ascii_field(msg_cls: type, name: str, text: str) -> bytes:
+    size = msg_cls.array_lengths[msg_cls.ordered_fieldnames.index(name)]
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError(f"{FAULT_INJECT_MESSAGE}.{name} must be ASCII, got {text!r}") from None
+    if len(raw) > size or b"\0" in raw:
+        raise ValueError(f"{FAULT_INJECT_MESSAGE}.{name} holds at most {size} ASCII characters, got {text!r}")
+    return raw
+
+
+def fault_inject_message(f: FaultInjectFields):
+    """SC_FAULT_INJECT for ``f``; ValueError if a field does not fit the wire."""
+    cls = message_class(FAULT_INJECT_MESSAGE)
+    for name in ("at_ns", "duration_ns"):
+        v = getattr(f, name)
+        if not isinstance(v, int) or not 0 <= v <= _UINT_MAX["uint64_t"]:
+            raise ValueError(f"{FAULT_INJECT_MESSAGE}.{name} must be an integer 0 .. 2**64-1, got {v!r}")
+    return cls(f.at_ns, f.duration_ns, _f32(float(f.value)), _ascii_field(cls, "kind", f.kind),
+               _ascii_field(cls, "target", f.target))
+
+
+def fault_inject_fields(msg) -> FaultInjectFields:
+    """The fields of a received SC_FAULT_INJECT; ValueError if its strings are not ASCII."""
+    kind, target = msg.kind, msg.target
+    for name, text in (("kind", kind), ("target", target)):
+        if not isinstance(text, str) or not text.isascii() or not text.isprintable():
+            raise ValueError(f"{FAULT_INJECT_MESSAGE}.{name} is not printable ASCII: {text!r}")
+    return FaultInjectFields(kind, target, int(msg.at_ns), int(msg.duration_ns), float(msg.value))

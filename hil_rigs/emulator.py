@@ -3,7 +3,7 @@
 It speaks only the firmware_bridge protocol (signed MAVLink 2) on a serial
 device or through an MQTT broker, backed by the same physics as the simulated
 board, in lockstep (answers step requests) or free-running (streams frames on
-the wall clock)::
+the wall clock); a signed SC_FAULT_INJECT schedules a fault inside it. Usage::
 
     python -m hil_rigs.emulator --serial /dev/pts/7 --key rig.key --scenario node --seed 1
     python -m hil_rigs.emulator --mqtt 127.0.0.1:1883 --user board --password-file pw --key rig.key
@@ -51,7 +51,7 @@ async def _serve(args) -> None:
     from firmware_bridge.codec import MavlinkCodec
     from firmware_bridge.keys import load_key
     from firmware_bridge.signing import ReplayTable, SigningClock, SigningPolicy
-    from hil_rigs.board_server import BoardServer
+    from hil_rigs.board_server import BOARD_COMMAND_MESSAGES, BoardServer
     from twin.scenarios import load_scenario
     from twin.sim.simboard import SimBoard
 
@@ -61,7 +61,8 @@ async def _serve(args) -> None:
     state = args.state_dir
     replay = ReplayTable(state / "board.replay" if state else None)
     clock = SigningClock(state / "board.clock" if state else None)
-    codec = MavlinkCodec(signing=SigningPolicy(load_key(args.key), replay, clock), link_id=2)
+    policy = SigningPolicy(load_key(args.key), replay, clock, command_messages=BOARD_COMMAND_MESSAGES)
+    codec = MavlinkCodec(signing=policy, link_id=2)
     if args.serial:
         from firmware_bridge.transports.serial_link import SerialLink
         link = SerialLink(args.serial)

@@ -29,4 +29,14 @@ fi
 
 echo "[test.sh] running the test suite"
 # pytest exits 5 when it collected no tests: that is a failure here, as any non-zero code.
-exec .venv/bin/python -m pytest "$@"
+# No exec: the reference suite runs after it, and every run's exit code must count.
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+
+# The reference suite (tests/hil) ran above on the simulated rig; now on the emulated ones,
+# against real processes (a socat pty pair; a private mosquitto). Each must pass.
+for rig in emulated-serial emulated-mqtt; do
+    echo "[test.sh] running the reference suite on --rig $rig"
+    .venv/bin/python -m pytest tests/hil --rig "$rig" || status=$?
+done
+exit "$status"

@@ -17,10 +17,37 @@ from twin.scenarios import load_scenario
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def emulator_processes() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "hil_rigs.emulator|socat pty,raw|mosquitto -c .*twin-emulated"],
-                         capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+def children_of(pid: int) -> dict[int, str]:
+    """pid -> command line of the live children of ``pid`` (from /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out[int(entry.name)] = cmd
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def rig_processes(parent: int | None = None) -> dict[int, str]:
+    """The live emulator, socat and mosquitto children of ``parent`` (default: this test process).
+
+    By parentage, not by name: other test sessions on the machine run rigs too.
+    """
+    kids = children_of(os.getpid() if parent is None else parent)
+    return {p: c for p, c in kids.items() if any(k in c for k in ("hil_rigs.emulator", "socat", "mosquitto"))}
 
 
 @pytest.fixture(scope="module")
@@ -45,21 +72,22 @@ def test_every_rig_gives_the_simulated_rigs_telemetry_digest(digests):
 
 
 def test_no_emulator_socat_or_broker_is_left_behind(digests):
-    assert emulator_processes() == set()
+    assert rig_processes() == {}
 
 
 def test_ctrl_c_on_an_emulated_rig_stops_every_process(tmp_path):
-    before = emulator_processes()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "run", "--rig", "emulated-serial", "--duration", "1d",
                              "--out", str(tmp_path / "run"), "--no-plots", "--quiet"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    kids: dict[int, str] = {}
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (emulator_processes() - before):
+        while time.monotonic() < deadline and len(kids) < 2:
+            kids = rig_processes(proc.pid)
             time.sleep(0.2)
         time.sleep(2.0)  # let it run a little
-        assert emulator_processes() - before, "the rig never started its emulator"
+        assert any("hil_rigs.emulator" in c for c in kids.values()), "the rig never started its emulator"
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     finally:
@@ -68,10 +96,10 @@ def test_ctrl_c_on_an_emulated_rig_stops_every_process(tmp_path):
             proc.wait()
     assert code == 130
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["complete"] is False
-    deadline = time.monotonic() + 10
-    while emulator_processes() - before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert emulator_processes() - before == set()
+    assert not [kids[p] for p in kids if alive(p)]
+    emulator = next(c for c in kids.values() if "hil_rigs.emulator" in c).split()
+    work = Path(emulator[emulator.index("--key") + 1]).parent
+    assert not work.exists(), "the rig's own cleanup did not run"
 
 
 def test_a_rig_that_cannot_come_up_says_why_in_one_line():
@@ -85,7 +113,7 @@ def test_a_rig_that_cannot_come_up_says_why_in_one_line():
         asyncio.run(go())
     message = str(err.value)
     assert "emulator exited" in message and "unknown scenario" in message and "\n" not in message
-    assert emulator_processes() == set()
+    assert rig_processes() == {}
 
 
 def test_unknown_rig_is_a_one_line_error(capsys):
@@ -94,32 +122,35 @@ def test_unknown_rig_is_a_one_line_error(capsys):
     assert "unknown rig 'bench-42'" in err and "emulated-serial" in err and len(err.splitlines()) == 1
 
 
-def test_an_emulator_does_not_outlive_a_killed_rig(tmp_path):
-    """Kill the twin outright (no cleanup runs): its emulator notices and exits by itself."""
-    before = emulator_processes()
+@pytest.mark.parametrize("rig,helper", [("emulated-serial", "socat"), ("emulated-mqtt", "mosquitto")])
+def test_nothing_outlives_a_twin_killed_with_sigkill(tmp_path, rig, helper):
+    """SIGKILL runs no cleanup at all: the rig's processes must go by themselves, checked by pid."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "run", "--rig", "emulated-serial", "--duration", "1d",
+    csv = tmp_path / "run" / "telemetry.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "run", "--rig", rig, "--duration", "1d",
                              "--out", str(tmp_path / "run"), "--no-plots", "--quiet"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids: dict[int, str] = {}
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (emulator_processes() - before):
+        while time.monotonic() < deadline and proc.poll() is None:
+            kids = children_of(proc.pid)
+            if csv.exists() and csv.stat().st_size > 0 and len(kids) >= 2:
+                break
             time.sleep(0.2)
-        spawned = emulator_processes() - before
-        assert spawned, "the rig never started its emulator"
-        time.sleep(1.0)
+        assert any("hil_rigs.emulator" in c for c in kids.values()), f"no emulator among {kids}"
+        assert any(helper in c for c in kids.values()), f"no {helper} among {kids}"
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        left = subprocess.run(["pgrep", "-f", "hil_rigs.emulator"], capture_output=True, text=True).stdout.split()
-        if not set(map(int, left)) & spawned:
-            break
-        time.sleep(0.2)
-    assert not set(map(int, left)) & spawned, "the emulator outlived its rig"
-    for pid in spawned:  # socat has no such watch: reap what the killed rig left (test hygiene)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in kids):
+            time.sleep(0.1)
+        assert not [kids[p] for p in kids if alive(p)], "outlived the twin"
+    finally:
+        for pid in kids:  # hygiene if the assertion failed
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -35,9 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", help="how long to simulate: 1d, 6h, 90m, 600s (default: the scenario's)")
     r.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     r.add_argument("--out", help="output folder (default: ./runs/<timestamp>)")
-    r.add_argument("--rig", default="sim", help="rig to run on (default: sim)")
+    r.add_argument("--rig", default="sim",
+                   help="rig to run on: sim, emulated-serial, emulated-mqtt or a rig file (.toml) (default: sim)")
     r.add_argument("--pace", type=float, help="run paced at this multiple of real time (default: as fast as possible)")
-    r.add_argument("--realtime", action="store_true", help="run on the wall clock")
+    r.add_argument("--realtime", action="store_true",
+                   help="run on the wall clock (a rig file's default unless it says realtime = false)")
     r.add_argument("--mavlink-out", metavar="udp:HOST:PORT",
                    help="also stream HEARTBEAT and telemetry as MAVLink 2 over UDP (e.g. to MAVProxy)")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -97,9 +99,17 @@ def _cmd_run(args) -> int:
         raise CliError(str(exc)) from None
     if args.pace is not None and not args.pace > 0:
         raise CliError(f"--pace must be > 0, got {args.pace}")
-    from hil_rigs.rigs import RIG_NAMES
-    if args.rig not in RIG_NAMES:
-        raise CliError(f"unknown rig {args.rig!r} (built-in: {', '.join(RIG_NAMES)})")
+    from hil_rigs.rigs import RIG_NAMES, RigError, is_rig_file
+    realtime = args.realtime
+    if is_rig_file(args.rig):
+        from hil_rigs.rigfile import load_rig_file
+        try:
+            rig_file = load_rig_file(args.rig)
+        except RigError as exc:
+            raise CliError(f"rig file {exc}") from None
+        realtime = realtime or (rig_file.realtime and args.pace is None)
+    elif args.rig not in RIG_NAMES:
+        raise CliError(f"unknown rig {args.rig!r} (built-in: {', '.join(RIG_NAMES)}; or a rig file .toml)")
     observers = []
     if args.mavlink_out:
         from firmware_bridge.transports.udp_out import MavlinkUdpOut
@@ -109,7 +119,7 @@ def _cmd_run(args) -> int:
             raise CliError(f"--mavlink-out: {exc}") from None
     out = _out_dir(args.out)
     args.observers = observers
-    result = asyncio.run(_run_with_progress(scenario, args, out, make_clock(args.pace, args.realtime)))
+    result = asyncio.run(_run_with_progress(scenario, args, out, make_clock(args.pace, realtime)))
     print(format_summary(result.summary))
     print(f"outputs: {out}/ ({', '.join(p.name for p in result.files if p.exists())})")
     return 0 if result.summary.get("complete") else EXIT_INTERRUPTED
@@ -137,12 +147,13 @@ async def _run_with_progress(scenario, args, out, clock):
 
     print(f"running {scenario.name} on {args.rig}: {total_s:g} s from {scenario.run.epoch}, seed {scenario.run.seed}",
           file=sys.stderr)
+    from firmware_bridge.errors import BridgeInitError
     from hil_rigs.rigs import RigError, open_rig
     try:
         async with open_rig(args.rig, args.scenario, scenario) as board:
             return await run_scenario(scenario, rig=args.rig, out_dir=out, clock=clock, plots=not args.no_plots,
                                       on_progress=progress, stop=stop, observers=args.observers, board=board)
-    except RigError as exc:
+    except (RigError, BridgeInitError) as exc:  # a rig or bench that does not come up: one line
         raise CliError(f"rig {args.rig}: {exc}") from None
     finally:
         if bar is not None:

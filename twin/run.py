@@ -24,7 +24,7 @@ from twin.telemetry.recorder import TelemetryRecorder
 from twin.telemetry.summary import RunMeta, TelemetryLimits, build_summary, write_summary
 from twin.telemetry.tlog import TlogWriter
 
-__all__ = ["RunResult", "run_scenario", "make_board"]
+__all__ = ["RunResult", "run_scenario", "make_board", "build_twin"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,20 @@ def make_board(rig: str, scenario: Scenario, seed: int):
     raise ValueError(f"rig {rig!r} is not in-process: open it with hil_rigs.rigs.open_rig")
 
 
+def build_twin(scenario: Scenario, board, clock: Clock, *, sinks=(), observers=(),
+               on_progress: Callable[[int], None] | None = None) -> tuple[FlightSoftware, TelemetryRecorder, Executive]:
+    """The flight software, telemetry recorder and executive of one run on ``board`` (not started).
+
+    Every tick's record goes to the recorder (which writes ``sinks``) and to
+    each of ``observers`` (objects with ``record(frame, cmd, hk)``).
+    """
+    fsw = FlightSoftware(scenario.fsw_config())
+    recorder = TelemetryRecorder(list(sinks))
+    taps = _Fanout([recorder, *observers]) if observers else recorder
+    executive = Executive(board, fsw, clock, taps, period_ns=scenario.period_ns, on_progress=on_progress)
+    return fsw, recorder, executive
+
+
 async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | None = None,
                        clock: Clock | None = None, plots: bool = True,
                        on_progress: Callable[[int], None] | None = None,
@@ -72,16 +86,14 @@ async def run_scenario(scenario: Scenario, *, rig: str = "sim", out_dir: Path | 
     """Run ``scenario`` (its seed, epoch and duration) and write its outputs to ``out_dir`` (None: keep in memory)."""
     clock = clock or VirtualClock()
     board = board or make_board(rig, scenario, scenario.run.seed)
-    fsw = FlightSoftware(scenario.fsw_config())
     sinks = []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         # File writers run on their own threads: no blocking I/O on the control loop.
         sinks = [BackgroundSink(TlogWriter(out_dir / "telemetry.tlog", scenario.epoch_unix_s)),
                  BackgroundSink(CsvSink(out_dir / "telemetry.csv", scenario.epoch_unix_s))]
-    recorder = TelemetryRecorder(sinks)
-    taps = _Fanout([recorder, *observers]) if observers else recorder
-    executive = Executive(board, fsw, clock, taps, period_ns=scenario.period_ns, on_progress=on_progress)
+    fsw, recorder, executive = build_twin(scenario, board, clock, sinks=sinks, observers=observers,
+                                          on_progress=on_progress)
     complete = False
     wall0 = time.perf_counter()
     try:

@@ -14,7 +14,8 @@ from twin.hal import CHANNELS, GROUPS, ISL_ACQUIRING, ISL_DOWN, ISL_UP, MODES
 
 PYMAVLINK_XML = Path(pymavlink.__file__).parent / "dialects" / "v20"
 SC_MESSAGES = ["SC_THERMAL_FRAME", "SC_POWER_FRAME", "SC_STATUS_FRAME", "SC_ACTUATOR_COMMAND",
-               "SC_FSW_HOUSEKEEPING", "SC_STEP_REQUEST", "SC_STEP_REPLY", "SC_BOARD_STATUS"]
+               "SC_FSW_HOUSEKEEPING", "SC_STEP_REQUEST", "SC_STEP_REPLY", "SC_BOARD_STATUS",
+               "SC_FAULT_INJECT"]
 XML_TYPE = {"float32": "float", "uint8": "uint8_t", "uint16": "uint16_t"}
 
 

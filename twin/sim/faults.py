@@ -11,9 +11,13 @@ zone failed), ``tpu_crash`` (``value`` chips of a TPU group crash), ``string_los
 (the board reboots).
 Link faults act between the twin and a board (applied by the rig's link, not
 by the board): ``drop`` (each frame lost with probability ``value``), ``delay``
-(``value`` seconds), ``duplicate`` / ``corrupt`` (probability ``value``),
+(``value`` seconds of wall time), ``duplicate`` / ``corrupt`` (probability ``value``),
 ``reorder`` (probability ``value`` that a frame swaps with the next),
-``disconnect`` (the link is down: unplugged cable, stopped broker).
+``disconnect`` (the link is down: unplugged cable, stopped broker). Their
+``target`` is the direction: ``to_board``, ``to_twin`` or empty for both.
+On the simulated rig :class:`SimLinkFaults` applies ``disconnect`` (the board
+goes silent); emulated and bench rigs apply them in
+:class:`firmware_bridge.transports.faulty.FaultyLink`.
 """
 from __future__ import annotations
 
@@ -28,12 +32,16 @@ from twin.timeparse import parse_duration
 
 _GROUP_MEMBERS = [np.array([i for i, c in enumerate(CHANNELS) if c.group == g]) for g in GROUPS]
 
-__all__ = ["FaultSpec", "FaultInjector", "SENSOR_FAULTS", "DEVICE_FAULTS", "LINK_FAULTS", "ALL_FAULTS"]
+__all__ = ["FaultSpec", "FaultInjector", "SimLinkFaults", "SENSOR_FAULTS", "DEVICE_FAULTS", "LINK_FAULTS",
+           "LINK_DIRECTIONS", "ALL_FAULTS"]
 
 SENSOR_FAULTS = ("nan", "stuck", "offset", "off", "stale", "range", "noise")
 DEVICE_FAULTS = ("heater_off", "heater_on", "tpu_crash", "string_loss", "isl_fail", "reboot")
 LINK_FAULTS = ("drop", "delay", "duplicate", "reorder", "corrupt", "disconnect")
 ALL_FAULTS = SENSOR_FAULTS + DEVICE_FAULTS + LINK_FAULTS
+LINK_DIRECTIONS = ("", "to_board", "to_twin")
+_LINK_PROBABILITY = ("drop", "duplicate", "reorder", "corrupt")
+_MAX_LINK_DELAY_S = 60.0
 
 
 def _target_ok(kind: str, target: str) -> str | None:
@@ -45,6 +53,16 @@ def _target_ok(kind: str, target: str) -> str | None:
         return None if target in {f"tpu{g}" for g in range(N_TPU_GROUPS)} else "target must be tpu0..tpu3"
     if kind == "isl_fail":
         return None if target in {f"isl{k}" for k in range(N_ISL)} else "target must be isl0..isl3"
+    if kind in LINK_FAULTS:
+        return None if target in LINK_DIRECTIONS else "target must be to_board, to_twin or empty (both ways)"
+    return None
+
+
+def _value_ok(kind: str, value: float) -> str | None:
+    if kind in _LINK_PROBABILITY and not 0.0 <= value <= 1.0:
+        return f"value is a probability, must be within 0 .. 1, got {value!r}"
+    if kind == "delay" and not 0.0 <= value <= _MAX_LINK_DELAY_S:
+        return f"value is a delay in seconds, must be within 0 .. {_MAX_LINK_DELAY_S:g}, got {value!r}"
     return None
 
 
@@ -54,14 +72,14 @@ class FaultSpec:
 
     at: str = param("0s", "duration", doc="onset, scenario time since epoch (e.g. 2h)")
     kind: str = param("nan", doc=f"one of {', '.join(ALL_FAULTS)}")
-    target: str = param("", doc="channel name, heater zone, tpuN or islN")
+    target: str = param("", doc="channel name, heater zone, tpuN or islN; link: to_board, to_twin or empty")
     duration: str = param("", "duration", doc="how long; empty for the rest of the run")
-    value: float = param(0.0, doc="offset, reading, noise sigma, chip or string count")
+    value: float = param(0.0, doc="offset, reading, noise sigma, chip or string count; link: probability or delay s")
 
     def __post_init__(self) -> None:
         if self.kind not in ALL_FAULTS:
             raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(ALL_FAULTS)})")
-        problem = _target_ok(self.kind, self.target)
+        problem = _target_ok(self.kind, self.target) or _value_ok(self.kind, self.value)
         if problem:
             raise ValueError(f"fault {self.kind}: {problem}")
         parse_duration(self.at) if self.at not in ("0", "0s") else None
@@ -174,3 +192,33 @@ class FaultInjector:
                 held_t, held_v = self._held_group.setdefault(i, (t_ns, v[members].copy()))
                 sample_t_ns[g] = held_t
                 v[members] = held_v
+
+
+class SimLinkFaults:
+    """Link faults on the simulated rig: only ``disconnect``, which makes the board silent.
+
+    The board calls :meth:`down` with the scenario time of each step and
+    command; while a disconnect is active there, the step or command raises
+    :class:`twin.hal.BoardError` (the physics runs on: after the outage the
+    board catches up to the requested time, as a real board would have).
+    """
+
+    kinds = frozenset({"disconnect"})
+
+    def __init__(self, specs=()):
+        self._specs: list[FaultSpec] = []
+        self.refused = 0
+        for spec in specs:
+            self.add(spec)
+
+    def add(self, spec: FaultSpec) -> None:
+        """Schedule a link fault; ``ValueError`` for a kind this rig cannot inject."""
+        if spec.kind not in self.kinds:
+            raise ValueError(f"link fault {spec.kind!r} cannot be injected on the simulated rig "
+                             f"(it can: {', '.join(sorted(self.kinds))})")
+        self._specs.append(spec)
+
+    def down(self, t_ns: int) -> bool:
+        """True while a disconnect is active at scenario time ``t_ns``."""
+        t_s = t_ns / 1e9
+        return any(s.start_s <= t_s < s.end_s for s in self._specs)

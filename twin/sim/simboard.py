@@ -4,6 +4,12 @@ It behaves as a board does: it boots with every actuator in its safe state,
 runs its own watchdog (not serviced for ``watchdog_timeout_s`` -> it reboots,
 drops to the safe state and counts a boot), holds the last command, and
 reports readings at wire resolution. It runs in lockstep only.
+
+``link_faults`` (the ``sim`` rig passes a :class:`~twin.sim.faults.SimLinkFaults`)
+lets a ``disconnect`` link fault silence the board: while one is active at the
+requested scenario time, ``step_to`` and ``command`` raise :class:`BoardError`
+and the board runs on untouched (no step, commands lost), as a board behind an
+unplugged cable does. Without it (the emulator's board) ``link_faults`` is None.
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import numpy as np
 
 from twin import __version__
 from twin.hal import CHANNELS, GROUPS, N_CHANNELS, ActuatorCommand, BoardError, BoardInfo, SensorFrame
-from twin.sim.faults import FaultInjector
+from twin.sim.faults import FaultInjector, SimLinkFaults
 from twin.sim.plant import Actuators, Plant
 from twin.sim.sensors import SensorModel
 
@@ -37,7 +43,8 @@ def _as_wire_discrete(v: np.ndarray, valid: list[bool]) -> None:
 class SimBoard:
     """An in-process board over :class:`~twin.sim.plant.Plant` for one scenario and seed."""
 
-    def __init__(self, scenario, seed: int, period_ns: int = 1_000_000_000, faults=()):
+    def __init__(self, scenario, seed: int, period_ns: int = 1_000_000_000, faults=(),
+                 link_faults: SimLinkFaults | None = None):
         self.info = BoardInfo("sim", "in-process", f"simboard-{__version__}", True)
         self.scenario = scenario
         self.period_ns = period_ns
@@ -53,6 +60,8 @@ class SimBoard:
         self._last_cmd: tuple | None = None
         self._watchdog_ns = int(scenario.sensors.watchdog_timeout_s * 1e9)
         self._open = False
+        self.link_faults = link_faults
+        self.t_ns = 0  # the last requested step time: scenario time as the link sees it
 
     async def __aenter__(self) -> "SimBoard":
         self._open = True
@@ -75,6 +84,10 @@ class SimBoard:
         self._last_kick_t_ns = self._t_ns
 
     async def step_to(self, t_ns: int) -> SensorFrame:
+        self.t_ns = t_ns
+        if self.link_faults is not None and self.link_faults.down(t_ns):
+            self.link_faults.refused += 1
+            raise BoardError(f"link fault: board disconnected at t={t_ns / 1e9:g} s")
         k = t_ns // self.period_ns
         if k * self.period_ns != t_ns:
             raise BoardError(f"step to {t_ns} ns is not on the board's {self.period_ns} ns grid")
@@ -102,6 +115,9 @@ class SimBoard:
         return SensorFrame(t_ns, values, valid, tuple(sample_t))
 
     async def command(self, cmd: ActuatorCommand) -> None:
+        if self.link_faults is not None and self.link_faults.down(self.t_ns):
+            self.link_faults.refused += 1
+            raise BoardError(f"link fault: board disconnected at t={self.t_ns / 1e9:g} s, command lost")
         if cmd.watchdog_kick != self._last_kick:
             self._last_kick = cmd.watchdog_kick
             self._last_kick_t_ns = self._t_ns
