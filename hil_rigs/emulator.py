@@ -24,6 +24,8 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+_CLOSE_S = 2.0
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hil_rigs.emulator", description=__doc__.split("\n\n")[0])
@@ -83,7 +85,8 @@ async def _serve(args) -> None:
             await asyncio.sleep(0.5)
         stop.set()
 
-    async with link:
+    await link.__aenter__()
+    try:
         tasks = [asyncio.create_task(server.serve(), name="serve"), asyncio.create_task(orphan_watch())]
         if args.free_running:
             tasks.append(asyncio.create_task(server.stream(period_ns), name="stream"))
@@ -92,6 +95,13 @@ async def _serve(args) -> None:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        # A broker that died with the rig can stall a polite disconnect: do not hang on it.
+        try:
+            async with asyncio.timeout(_CLOSE_S):
+                await link.__aexit__(None, None, None)
+        except TimeoutError:
+            logging.getLogger(__name__).warning("link not closed within %g s; exiting anyway", _CLOSE_S)
     replay.close()
     clock.close()
 
