@@ -8,6 +8,9 @@
 * ``per_tick``: median cost per tick of the plant step, the sensor read, each
   flight-software task and the recorder. Baseline: one numpy ufunc call on a
   one-element array, the per-call overhead every numpy op pays.
+* ``breakdown``: the executive's tick taken apart, phase by phase, inside a
+  real run (caches as cold as in the day run, unlike the loops of
+  ``per_tick``): median and mean microseconds of each phase per tick.
 * ``cluster``: a plant step for 81 satellites against one satellite.
 * ``outputs``: writing a day's CSV and tlog from recorded rows, and the plots.
 
@@ -124,6 +127,59 @@ def bench_per_tick(n: int = 5000) -> dict:
     return {"plant_step_us": plant_us, "sensor_frame_us": frame_us, "numpy_call_us": ufunc_us}
 
 
+def bench_tick_breakdown(duration: str = "2h") -> dict:
+    """{phase: (median_us, mean_us)} over the ticks of a node run, each phase as the executive runs it."""
+    from twin.fsw import FlightSoftware
+    from twin.sim.simboard import SimBoard
+    from twin.telemetry.recorder import TelemetryRecorder
+    sc = load_scenario("node", duration=duration)
+    board, fsw, rec = SimBoard(sc, sc.run.seed), FlightSoftware(sc.fsw_config()), TelemetryRecorder([])
+    names = ["board step", *(f"fsw {t.name}" for t in fsw.tasks), "fsw command", "quantize", "board command",
+             "housekeeping", "recorder"]
+    n = sc.duration_ns // sc.period_ns
+    times = np.zeros((n, len(names)), dtype=np.int64)
+    perf = time.perf_counter_ns
+
+    async def run():
+        fsw.reset(0)
+        for task in fsw.tasks:
+            fsw.health[task.name] = True
+        tasks = fsw.tasks
+        for k in range(n):
+            t = k * sc.period_ns
+            row = times[k]
+            a = perf()
+            frame = await board.step_to(t)
+            b = perf()
+            row[0] = b - a
+            fsw.on_frame(frame)
+            for j, task in enumerate(tasks, 1):
+                a = perf()
+                task.step(t)
+                row[j] = perf() - a
+            j = len(tasks) + 1
+            a = perf()
+            cmd = fsw.command()
+            b = perf()
+            cmd = cmd.quantized()
+            c = perf()
+            await board.command(cmd)
+            d = perf()
+            hk = fsw.housekeeping()
+            e = perf()
+            rec.record(frame, cmd, hk)
+            row[j:] = (b - a, c - b, d - c, e - d, perf() - e)
+
+    async def main():
+        async with board:
+            await run()
+
+    asyncio.run(main())
+    rec.close()
+    return {name: (float(np.median(times[:, j])) / 1e3, float(times[:, j].mean()) / 1e3)
+            for j, name in enumerate(names)}
+
+
 def bench_cluster(n: int = 2000) -> dict:
     import dataclasses
     from twin.sim.plant import Plant
@@ -186,6 +242,11 @@ def run_benchmarks(repeat: int = 3, quick: bool = False) -> list[tuple[str, str,
                  f"{tick['sensor_frame_us'] / u:.0f} calls", ""))
     for name, us in day["task_mean_us"].items():
         rows.append((f"fsw task {name}", f"{us:.1f} us", f"numpy call {u:.2f} us", f"{us / u:.0f} calls", ""))
+    parts = bench_tick_breakdown("20m" if quick else "2h")
+    total = sum(mean for _, mean in parts.values())
+    for name, (median, mean) in parts.items():
+        rows.append((f"tick: {name}", f"{mean:.1f} us", f"median {median:.1f} us",
+                     f"{100 * mean / total:.0f} % of {total:.0f} us", ""))
     cl = bench_cluster()
     rows.append(("plant step, 81 satellites", f"{cl['plant_81_us']:.1f} us", f"1 satellite {cl['plant_1_us']:.1f} us",
                  f"{cl['plant_81_us'] / cl['plant_1_us']:.1f}x", "little more than one"))

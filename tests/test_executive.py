@@ -191,3 +191,54 @@ def test_supervisor_restarts_bounded_and_cancels_on_exit():
 
     asyncio.run(main())
     assert starts == 3
+
+
+def test_virtual_runs_count_every_call_and_time_a_sample_paced_runs_time_all():
+    log = []
+    fsw = Fsw([Task("every", 1.0, log), Task("fifth", 0.2, log)])
+    ex = Executive(CountingBoard(), fsw, VirtualClock(), time_every=4)
+    run(ex, 40)
+    every, fifth = ex.stats
+    assert every.calls == 40 and fifth.calls == 8
+    assert every.timed == 10                      # ticks 0, 4, ..., 36
+    assert fifth.timed == 2                       # its ticks that are also timed ticks: 0 and 20
+    assert every.total_ns > 0 and every.max_ns > 0 and every.mean_us == every.total_ns / 10 / 1e3
+    ex = Executive(CountingBoard(), Fsw([Task("t", 10.0, [])]), PacedClock(100.0), period_ns=S // 10,
+                   time_every=4)
+    asyncio.run(ex.run(S // 2))
+    assert ex.stats[0].calls == ex.stats[0].timed == 5
+
+
+def test_a_task_that_recovers_after_a_fault_is_healthy_again_on_untimed_ticks():
+    log = []
+    fsw = Fsw([Task("t", 1.0, log, fail_on={5 * S})])
+    ex = Executive(CountingBoard(), fsw, VirtualClock(), ListRecorder(), time_every=16)
+    ex.start(0)
+    asyncio.run(ex.run_ticks(6))
+    assert fsw.health["t"] is False               # tick 5 raised, and tick 5 is not a timed tick
+    asyncio.run(ex.run_ticks(1))
+    assert fsw.health["t"] is True and ex.stats[0].faults == 1 and ex.stats[0].calls == 7
+
+
+def test_quantized_commands_match_the_wire_when_lists_repeat_or_change_in_place():
+    import struct
+
+    def f32(x):
+        x = 0.0 if not x > 0.0 else min(x, 1.0)     # clamp to [0, 1], NaN and -0.0 to 0.0
+        return struct.unpack("<f", struct.pack("<f", x))[0]
+
+    caps = [0.3, 0.3, 0.3, 0.3]
+    sequence = [[0.3] * 4, caps, caps, [0.1, 2.0, -0.0, float("nan")], [0.1, 2.0, -0.0, float("nan")], [0.0] * 4]
+    outs = []
+    for k, c in enumerate(sequence):
+        if k == 2:
+            caps[1] = 0.7                             # the same list object, changed since the last call
+        cmd = ActuatorCommand(heater_duty=[c[0], c[1]], tpu_cap=c, isl_enable=[k % 2, 1, 0, 1])
+        q = cmd.quantized()
+        assert q.tpu_cap == [f32(x) for x in c] and q.heater_duty == [f32(c[0]), f32(c[1])]
+        assert q.isl_enable == [bool(k % 2), True, False, True]
+        assert all(type(x) is float for x in q.tpu_cap) and all(type(x) is bool for x in q.isl_enable)
+        outs.append(q)
+    assert str(outs[3].tpu_cap[2]) == "0.0"           # not -0.0
+    outs[0].tpu_cap[0] = 99.0                         # a caller changing its copy changes no later result
+    assert ActuatorCommand(tpu_cap=[0.3] * 4).quantized().tpu_cap == [f32(0.3)] * 4

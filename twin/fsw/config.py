@@ -189,6 +189,8 @@ class FdirConfig:
     task_fault_window_s: float = param(600.0, "s", lo=1.0, doc="window for counting task faults")
     safe_exit_dwell_s: float = param(300.0, "s", lo=0.0, doc="SAFE exit conditions must hold this long")
     safe_exit_soc: float = param(0.55, "1", lo=0.0, hi=1.0, doc="SAFE exit needs at least this SoC")
+    link_lost_safe_s: float = param(30.0, "s", lo=1.0, hi=86400.0,
+                                    doc="SAFE when the board has sent no fresh sample of any group for this long")
 
     def __post_init__(self) -> None:
         _below("fdir.battery_safe_lo_c", self.battery_safe_lo_c, self.battery_safe_hi_c, "battery_safe_hi_c")
@@ -246,5 +248,8 @@ class FswConfig:
         for k, (name, lat, lon) in enumerate(self.stations):
             if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 360.0:
                 raise ParamError(f"stations[{k}]", f"{name!r}: lat must be in [-90, 90], lon in [-180, 360]")
+        if self.fdir.link_lost_safe_s <= self.monitor.stale_limit_s:
+            raise ParamError("fdir.link_lost_safe_s", f"must be above monitor.stale_limit_s "
+                             f"({self.monitor.stale_limit_s:g} s), got {self.fdir.link_lost_safe_s:g}")
         if self.fdir.safe_exit_soc <= self.power.shed3_soc + self.power.shed_hysteresis:
             raise ParamError("fdir.safe_exit_soc", "must be above power.shed3_soc + power.shed_hysteresis")

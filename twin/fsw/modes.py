@@ -24,25 +24,32 @@ FDIR table (persistence in samples; defaults, each a ``FswConfig`` field named b
 | 10 | ``board_boot_count`` changed    | 1        | -> SAFE (board reset its outputs)     | SAFE exit rule             |
 | 11 | rail on, no current (UV latch)  | 5        | rail off one tick (re-arms latch)     | 3 cycles, then given up    |
 | 12 | budget < TPU idle power         | 60       | TPU rail off (power task)             | spare > idle + 1 kW for 60 |
+| 13 | every channel group stale       | 30 s     | -> SAFE ("link lost")                 | SAFE exit rule once frames |
+|    | (board silent: link lost)       |          |                                       | are fresh ("link restored")|
 
 Row 1: any invalid state (stale, NaN, range, stuck, board flag). Row 4: ``v_battery_v`` or
 ``i_battery_a``; the SoC estimate then counts on its own OCV, or holds. Row 11 power-cycles a
 latched TPU or optical rail (undervoltage protection), at most 3 times in a row. Row 12 (the
-array lost, or an eclipse too deep for even idle chips) is in :mod:`.power`.
+array lost, or an eclipse too deep for even idle chips) is in :mod:`.power`. Row 13 (a serial
+unplug, a stopped broker: the executive then hands over the last frame again) measures the
+silence as the age of the frame's newest sample, judged once every group is stale
+(``monitor.stale_limit_s``): it fires on the tick the board has been silent ``link_lost_safe_s``,
+once per loss, in SAFE too.
 
 Fields: 1-4 ``fdir.invalid_samples/recover_samples``, ``thermal.*_fallback_duty``;
 5 ``thermal.charge_min_c/max_c/margin_c/ok_samples``; 6 ``power.shed{1,2,3}_soc/_samples``,
 ``power.shed_hysteresis/unshed_samples/shed_min_dwell_s``; 7 ``fdir.battery_safe_lo_c/hi_c``,
 ``fdir.deep_samples``; 8 ``thermal.tpu_limit_c``; 9 ``fdir.task_fault_limit/window_s``;
 11 ``power.rail_latch_samples/tpu_rail_min_a/optical_rail_min_a/rail_cycle_limit``;
-12 ``power.starve_samples/budget_headroom_w``.
+12 ``power.starve_samples/budget_headroom_w``; 13 ``fdir.link_lost_safe_s`` (above ``monitor.stale_limit_s``).
 
 SAFE exit rule: ``v_battery_v``, ``i_battery_a``, ``t_battery_c`` OK, SoC
 estimate >= ``safe_exit_soc`` [0.55], shed stage < 3, battery within the
 charge range, avionics (if OK) within ``avionics_ok_lo_c..hi_c`` [-20..60 C],
 every OK TPU temperature below the throttle start [80 C], no deep condition
-(6-stage 3, 7, 8) active: all held continuously for ``safe_exit_dwell_s``
-[300 s]. Then -> NOMINAL, or DEGRADED while a contained fault (1-4) is active.
+(6-stage 3, 7, 8) active (a silent board, 13, fails the first condition):
+all held continuously for ``safe_exit_dwell_s`` [300 s]. Then -> NOMINAL, or
+DEGRADED while a contained fault (1-4) is active.
 DEGRADED -> NOMINAL as soon as the last contained fault has recovered.
 
 In SAFE: TPU and optical rails off, heaters and charging still controlled,
@@ -76,7 +83,7 @@ class ModeManager(Task):
 
     Flags read by other tasks: ``tpu_temp_failed`` (per group; ``tpu_temp_failures``
     counts the True ones), ``battery_temp_failed``, ``avionics_temp_failed``,
-    ``power_sensor_failed``.
+    ``power_sensor_failed``, ``link_lost`` (row 13 fired and no fresh frame since).
     """
 
     def __init__(self, cfg: FswConfig, monitor: SensorMonitor, soc: SocEstimator, shedder: LoadShedder,
@@ -86,6 +93,7 @@ class ModeManager(Task):
         self.monitor, self.soc, self.shedder, self.events = monitor, soc, shedder, events
         self._batt_safe_c = (cfg.fdir.battery_safe_lo_c, cfg.fdir.battery_safe_hi_c)
         self._tpu_limit_c = cfg.thermal.tpu_limit_c
+        self._link_lost_ns = round(cfg.fdir.link_lost_safe_s * 1e9)
         self._reset(0)
 
     def _reset(self, t_ns: int) -> None:
@@ -112,6 +120,8 @@ class ModeManager(Task):
         self._boot_count: float | None = None
         self._safe_ok_since_ns: int | None = None
         self._fault_times: deque[int] = deque()
+        self.link_lost = False
+        self._last_sample_ns = 0
 
     @property
     def contained_faults(self) -> list[str]:
@@ -168,6 +178,8 @@ class ModeManager(Task):
         """The reason for a deep fault that appeared this sample, else None."""
         r = self.monitor.readings
         reason = None
+        if self.monitor.silent_ns or self.link_lost:
+            reason = self._link(t_ns)
         boot = r[S_BOARD_BOOT_COUNT]
         if boot is not None and boot != self._boot_count:
             if self._boot_count is not None:
@@ -205,6 +217,22 @@ class ModeManager(Task):
             soc = self.soc.soc
             reason = "shed stage 3" + (f" (SoC {soc:.3f})" if soc is not None else "")
         return reason
+
+    def _link(self, t_ns: int) -> str | None:
+        """Row 13: the reason to go SAFE on the tick the board has been silent long enough, else None."""
+        silent = self.monitor.silent_ns
+        if not silent:
+            self.link_lost = False
+            gap = (t_ns - self._last_sample_ns) * 1e-9
+            self.events.log(t_ns, "link restored", f"fresh samples again after {gap:g} s without one")
+            return None
+        if self.link_lost or silent < self._link_lost_ns:
+            return None
+        self.link_lost = True
+        self._last_sample_ns = t_ns - silent
+        why = f"every channel group stale: no fresh sample for {silent * 1e-9:g} s"
+        self.events.log(t_ns, "link lost", why)
+        return f"link lost ({why})"
 
     def _deep_active(self) -> bool:
         return self.shedder.stage >= 3 or self._batt_deep.active or any(map(_active, self._tpu_hot))

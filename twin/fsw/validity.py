@@ -16,7 +16,9 @@ STUCK          an analog reading bit-identical over ``stuck_samples`` fresh
 
 Consumers read values only through :meth:`SensorMonitor.value_or_none`, so an
 invalid reading never reaches a limit check. Staleness is judged against the
-executive's time, not the frame's, so a board that stops answering goes stale.
+executive's time, not the frame's, so a board that stops answering goes stale;
+when every group is stale the board is silent, and ``silent_ns`` says for how
+long (the age of its newest sample) for FDIR's link-lost rule.
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ class SensorMonitor(Task):
     (consumers index it directly in their per-tick code; :meth:`value_or_none`
     is the same as a method), and ``invalid_count`` how many channels are not
     OK. Both lists are read-only: on a tick where every channel is OK they are
-    a shared all-OK list and the frame's own ``values``.
+    a shared all-OK list and the frame's own ``values``. ``silent_ns`` is the
+    age of the frame's newest sample when every group is stale, else 0.
     """
 
     def __init__(self, config: MonitorConfig, rate_hz: float = 1.0):
@@ -74,6 +77,7 @@ class SensorMonitor(Task):
         self.state = [STALE] * N_CHANNELS
         self.readings: list[float | None] = [None] * N_CHANNELS
         self.invalid_count = N_CHANNELS
+        self.silent_ns = 0
         self._last_analog = (_NAN,) * len(self._analog)
         self._repeats: dict[int, int] = {}
         self._last_sample_ns: tuple = (None,) * len(GROUPS)
@@ -89,9 +93,12 @@ class SensorMonitor(Task):
         last_samples, self._last_sample_ns = self._last_sample_ns, tuple(samples)
         if samples.count(t_ns) == self._n_groups:  # the usual frame: every group sampled now, none stale
             any_stale, all_fresh = False, t_ns not in last_samples
+            self.silent_ns = 0
         else:
             any_stale = t_ns - min(samples) > self._stale_ns
             all_fresh = all(map(ne, samples, last_samples))
+            newest_age = t_ns - max(samples)
+            self.silent_ns = newest_age if newest_age > self._stale_ns else 0
         # Fast path: every reading flagged valid (count(True) compares by identity first: cheap),
         # fresh, finite and in range (NaN fails <=). The state and readings lists are then shared.
         if (any_stale or frame.valid.count(True) != N_CHANNELS
