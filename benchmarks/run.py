@@ -32,7 +32,9 @@ def main() -> int:
     rows += run_serial_benchmarks(quick=args.quick)
     rows += run_mqtt_benchmarks(quick=args.quick)
     from benchmarks.bench_lockstep import run_lockstep_benchmarks
-    rows += run_lockstep_benchmarks(quick=args.quick)
+    rows += run_lockstep_benchmarks(quick=args.quick, repeat=args.repeat)
+    from benchmarks.bench_freerun import run_freerun_benchmarks
+    rows += run_freerun_benchmarks(repeat=args.repeat, quick=args.quick)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for k, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

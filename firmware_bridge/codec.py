@@ -16,8 +16,11 @@ shared :class:`~firmware_bridge.signing.ReplayTable` (``replays``); an
 unsigned frame passes only if it is telemetry and the rig accepts unsigned
 telemetry (else ``unsigned_rejected``). Accepted frames become the objects
 pymavlink's ``MAVLink.decode`` builds (:func:`~firmware_bridge.frames.decoder_for`),
-``get_signed()`` true only for a verified signature. MAVLink 1 frames cannot
-be signed and our links never carry them: dropped and counted
+``get_signed()`` true only for a verified signature. Frames lost anywhere below
+the codec (a UART overrun, a link that went down) show as gaps in each
+sender's sequence numbers, counted in ``seq_lost`` (modulo 256: a gap of 256
+frames or more is undercounted); ``frames_out`` counts what ``encode`` made.
+MAVLink 1 frames cannot be signed and our links never carry them: dropped and counted
 (``mavlink1_dropped``). :func:`pack_columns` and :func:`wire_dtype` live in
 :mod:`.columns`.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -35,7 +39,16 @@ from fastcrc.crc16 import mcrf4xx
 from .columns import pack_columns, wire_dtype
 from .dialect import load_dialect
 from .errors import BridgeInitError
-from .frames import HEADER, IFLAG_SIGNED, STX, STX1, MessageTable, crc_ok, frame_length, later_good_frame
+from .frames import (
+    HEADER,
+    IFLAG_SIGNED,
+    STX,
+    STX1,
+    MessageTable,
+    crc_ok,
+    frame_length,
+    later_good_frame,
+)
 from .signing import SigningPolicy
 
 __all__ = ["CodecCounters", "MavlinkCodec", "pack_columns", "wire_dtype"]
@@ -43,6 +56,12 @@ __all__ = ["CodecCounters", "MavlinkCodec", "pack_columns", "wire_dtype"]
 logger = logging.getLogger(__name__)
 
 _MARKERS = re.compile(b"[\xfd\xfe]")
+_HEADER_OUT = struct.Struct("<BBBBBBBHB")
+_CRC = struct.Struct("<H")
+
+
+def _payload_only(mav, crc_extra, payload, force_mavlink1=False):
+    return payload
 
 
 @dataclass
@@ -67,6 +86,8 @@ class CodecCounters:
     mavlink1_dropped: int = 0
     stale_partials: int = 0      # partial frames discarded after the inter-frame timeout
     internal_errors: int = 0     # exceptions caught in feed: a bug, never the input's fault
+    seq_lost: int = 0            # frames the sender numbered but we never accepted (gaps in its sequence, mod 256)
+    frames_out: int = 0          # frames encoded
 
 
 class MavlinkCodec:
@@ -98,6 +119,7 @@ class MavlinkCodec:
         self._timeout, self._clock = interframe_timeout_s, clock
         self._buf = bytearray()
         self._last_rx = clock()
+        self._seqs: dict[int, int] = {}  # (sysid << 8 | compid) -> last sequence number accepted
         self.counters = CodecCounters()
 
     @property
@@ -125,13 +147,31 @@ class MavlinkCodec:
         return n
 
     def encode(self, msg) -> bytes:
-        """Frame ``msg`` with this link's ids and next sequence number; signed under a policy."""
-        data = msg.pack(self._mav)
-        self._mav.seq = (self._mav.seq + 1) % 256
-        if self.signing is not None:
-            data = self.signing.sign_frame(data, msg.crc_extra, self.link_id)
-            msg._msgbuf, msg._crc = bytearray(data), data[-15] | data[-14] << 8
-            msg._header.incompat_flags |= IFLAG_SIGNED
+        """Frame ``msg`` with this link's ids and next sequence number; signed under a policy.
+
+        The bytes are those pymavlink's ``pack`` (and its signing) would give;
+        only the payload comes from the generated ``pack``, the framing,
+        checksum and signature are done here in one pass.
+        """
+        mav, policy = self._mav, self.signing
+        msg._pack = _payload_only  # the generated pack() hands its struct-packed payload to _pack
+        try:
+            payload = msg.pack(mav)
+        finally:
+            del msg._pack
+        payload = payload.rstrip(b"\0") or payload[:1]  # MAVLink 2 drops trailing zeros
+        mid, flags, seq = msg.id, IFLAG_SIGNED if policy is not None else 0, mav.seq
+        header = _HEADER_OUT.pack(STX, len(payload), flags, 0, seq, mav.srcSystem, mav.srcComponent,
+                                  mid & 0xFFFF, mid >> 16)
+        crc = mcrf4xx(bytes((msg.crc_extra,)), mcrf4xx(header[1:] + payload))
+        data = header + payload + _CRC.pack(crc)
+        if policy is not None:
+            data += bytes((self.link_id,)) + policy.clock.next().to_bytes(6, "little")
+            data += policy.signature(data)
+        mav.seq = (seq + 1) % 256
+        self.counters.frames_out += 1
+        msg._header = self._mod.MAVLink_header(mid, flags, 0, len(payload), seq, mav.srcSystem, mav.srcComponent)
+        msg._payload, msg._msgbuf, msg._crc = payload, bytearray(data), crc
         return data
 
     def feed(self, data: bytes) -> list:
@@ -231,7 +271,13 @@ class MavlinkCodec:
             else:
                 c.unsigned += 1
         try:
-            return decode(buf[pos:stop], mlen, flags, cflags, seq, sysid, compid, crc, verified)
+            msg = decode(buf[pos:stop], mlen, flags, cflags, seq, sysid, compid, crc, verified)
         except Exception:  # untrusted input must never reach the control loop as an exception
             c.decode_errors += 1
             return None
+        sender = sysid << 8 | compid
+        last = self._seqs.get(sender)
+        if last is not None and seq != (last + 1) & 0xFF and seq != last:  # seq == last: a repeat, not a gap
+            c.seq_lost += (seq - last - 1) & 0xFF
+        self._seqs[sender] = seq
+        return msg

@@ -23,6 +23,11 @@ private attribute, all covered by ``tests/bridge/test_mqtt_link.py``:
   for what the kernel did not take, never for a socket paho has replaced.
 * TCP_NODELAY goes through aiomqtt's public ``socket_options``; we read it
   back from the paho socket to report it.
+* Reads: aiomqtt queues each message and its ``messages`` iterator spends a
+  task and an ``asyncio.wait`` per message, two loop iterations before the
+  owner sees it. With ``deliver`` set, paho's ``on_message`` (which runs on
+  the event loop, inside aiomqtt's reader callback) hands each message to it
+  at once; ``client.messages`` then only tells the owner of a disconnect.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import asyncio
 import socket
 import ssl
 import threading
+from typing import Callable
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -39,13 +45,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 __all__ = ["MqttSession"]
 
+_CORK = getattr(socket, "TCP_CORK", None)  # Linux only; elsewhere each packet is its own segment
+
 
 class MqttSession:
     """``enter``/``leave`` one connection at a time; ``publish`` returns the broker's reason code."""
 
     def __init__(self, host: str, port: int, *, username: str, password: str, client_id: str,
                  tls: ssl.SSLContext | None, keepalive: int, timeout: float, will_topic: str, clean: bool,
-                 session_expiry_s: int, tcp_nodelay: bool):
+                 session_expiry_s: int, tcp_nodelay: bool, ack_delay_s: float = 0.002):
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0 if clean else session_expiry_s
         self.client = aiomqtt.Client(
@@ -64,14 +72,31 @@ class MqttSession:
                 fut.set_result(reason_code)
             aiomqtt_on_publish(client, userdata, mid, reason_code, properties)
         self._paho.on_publish = on_publish
+        #: ``deliver(topic, payload)``, called for each incoming message; None: aiomqtt's queue.
+        self.deliver: Callable[[str, bytes], None] | None = None
+        aiomqtt_on_message = self._paho.on_message
+
+        def on_message(client, userdata, message):
+            if self.deliver is None:
+                aiomqtt_on_message(client, userdata, message)
+            else:
+                self.deliver(message.topic, message.payload)
+        self._paho.on_message = on_message
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._armed: socket.socket | None = None
+        self._ack_delay, self._delayed = ack_delay_s, None
         self._paho.on_socket_register_write = self._on_register_write
         self._paho.on_socket_unregister_write = self._on_unregister_write
 
     def _on_register_write(self, client, userdata, sock) -> None:
-        # paho calls this from aiomqtt's connect thread too, hence threadsafe.
-        self._loop.call_soon_threadsafe(self._flush, sock)
+        if threading.get_ident() != self._loop_thread:  # aiomqtt's connect thread
+            self._loop.call_soon_threadsafe(self._flush, sock)
+        elif self._delayed is None:
+            self._delayed = self._loop.call_later(self._ack_delay, self._flush_delayed, sock)
+
+    def _flush_delayed(self, sock) -> None:
+        self._delayed = None
+        self._flush(sock)
 
     def _flush(self, sock) -> None:
         if self._paho.socket() is not sock or self._armed is sock or not self._paho.want_write():
@@ -90,8 +115,16 @@ class MqttSession:
                 self._loop.call_soon_threadsafe(self._loop.remove_writer, sock.fileno())
 
     def _write(self) -> None:
+        sock = self._paho.socket()
+        corked = isinstance(sock, socket.socket) and sock.type == socket.SOCK_STREAM and _CORK is not None
         try:
-            self._paho.loop_write()
+            if corked:
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+            try:
+                self._paho.loop_write()
+            finally:
+                if corked:
+                    sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
         except Exception as exc:  # noqa: BLE001 -- as aiomqtt does: a broken socket ends the connection
             if not self.client._disconnected.done():
                 self.client._disconnected.set_exception(exc)
@@ -118,6 +151,9 @@ class MqttSession:
     async def abandon(self) -> None:
         """``leave``, close a socket that a failed connect left half-open, end aiomqtt's housekeeping."""
         await self.leave()
+        if self._delayed is not None:
+            self._delayed.cancel()
+            self._delayed = None
         if self._paho.socket() is not None:
             self._paho._sock_close()
         misc = self.client._misc_task
@@ -145,7 +181,8 @@ class MqttSession:
         fut = self._loop.create_future()
         self._acks[info.mid] = fut
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel racing the PUBACK
+                return await fut
         finally:
             self._acks.pop(info.mid, None)
 

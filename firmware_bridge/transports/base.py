@@ -47,6 +47,9 @@ class Transport(Protocol):
     name: str                     # e.g. "serial:/dev/serial/by-id/usb-FTDI_..." or "mqtt:127.0.0.1:1883/sat1"
     state: str                    # one of LINK_STATES
     counters: LinkCounters
+    # Optional: True when ``send`` returns only once the peer (broker) acknowledged, so an owner
+    # waiting for an answer should await the acknowledgement alongside it rather than before.
+    # acked_send: bool
 
     async def __aenter__(self) -> "Transport": ...
 

@@ -80,6 +80,7 @@ class MqttLink:
         self.topics = LinkTopics.of(sat_id, role)
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        self.acked_send = qos > 0
         self.host, self.port, tls = broker_address(host, port, tls)
         self.sat_id, self.role, self.tls, self.qos = sat_id, role, tls, qos
         self.client_id = f"{role}-{sat_id}"
@@ -116,6 +117,7 @@ class MqttLink:
                 finally:
                     await wipe.abandon()
             self._session = MqttSession(self.host, self.port, clean=False, **self._session_args)
+            self._session.deliver = self._deliver
             await self._open_session()
         except BaseException as exc:
             if self._session is not None:
@@ -169,12 +171,15 @@ class MqttLink:
             self._set_state("down")
             self._rx_event.set()
 
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        if self._inbox.put(topic, payload):
+            self._rx_event.set()
+
     async def _pump_and_reconnect(self) -> None:
         while True:
             try:
-                async for msg in self._session.client.messages:
-                    if self._inbox.put(msg.topic.value, msg.payload):
-                        self._rx_event.set()
+                async for msg in self._session.client.messages:  # messages come through _deliver: ends on a drop
+                    self._deliver(msg.topic.value, msg.payload)
             except aiomqtt.MqttError:
                 pass
             await self._session.leave()

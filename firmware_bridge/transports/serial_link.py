@@ -89,8 +89,10 @@ class SerialLink:
     ``port`` is a stable name (``/dev/serial/by-id/...``, any symlink), resolved on every
     (re)connect so that a board back as another ``/dev/ttyUSBn`` is found again;
     ``exclusive=True`` takes an advisory ``flock`` (a second such opener: busy). Reads
-    take up to ``read_chunk`` bytes a syscall; :meth:`recv` returns all bytes buffered,
-    and reading pauses above 64 unread chunks. Entering opens the port or raises
+    take up to ``read_chunk`` bytes a syscall (a tty hands out at most its line
+    discipline's 4 KiB per read); :meth:`recv` returns all bytes buffered, and reading
+    pauses above ``rx_limit`` unread bytes, so memory stays bounded (the kernel then
+    holds the rest; a UART overruns and drops, which the codec counts as ``seq_lost``). Entering opens the port or raises
     :class:`BridgeInitError` with a one-line reason (no such device, permission, busy).
     When the device goes away: state ``"down"``, ``counters.link_lost`` + 1, the bytes
     read before the drop delivered, then :meth:`recv` raises :class:`LinkLost` once; a
@@ -100,8 +102,10 @@ class SerialLink:
     """
 
     def __init__(self, port: str, baudrate: int = 921600, *, name: str | None = None,
-                 backoff: Backoff | None = None, read_chunk: int = 4096, exclusive: bool = True):
+                 backoff: Backoff | None = None, read_chunk: int = 65536, rx_limit: int = 262144,
+                 exclusive: bool = True):
         self.port, self.baudrate, self.read_chunk, self.exclusive = str(port), baudrate, read_chunk, exclusive
+        self.rx_limit = max(rx_limit, read_chunk)
         self.name = name or f"serial:{port}"
         self.backoff = backoff or Backoff()  # one per link: the attempt count is per link
         self.state, self.counters = "closed", LinkCounters()
@@ -235,7 +239,7 @@ class SerialLink:
         self.counters.bytes_in += len(data)
         self.counters.chunks_in += 1
         self.counters.last_rx_monotonic = time.monotonic()
-        if self._rx_bytes > 64 * self.read_chunk:
+        if self._rx_bytes > self.rx_limit:
             self._transport.pause_reading()
         self._rx_ready.set()
 
