@@ -40,6 +40,7 @@ summary. Leaving the context sends the board's safe command, then closes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -58,6 +59,13 @@ from .messages import (
 __all__ = ["RemoteBoard"]
 
 log = logging.getLogger(__name__)
+
+
+def _text(field) -> str:
+    """A MAVLink char[] field as text (pymavlink gives str or bytes, NUL-padded)."""
+    if isinstance(field, bytes):
+        field = field.decode("utf-8", "replace")
+    return field.rstrip("\x00").strip()
 _FRAME_TYPES = {g.message for g in FRAME_GROUPS}
 _MAX_PARTIAL = 64
 _MAX_FRAMES = 16
@@ -82,6 +90,7 @@ class RemoteBoard:
         self._flusher: asyncio.Task | None = None
         self._acked = bool(getattr(transport, "acked_send", False))
         self.boot_count: int | None = None
+        self.link_faults = None  # set by the rig that owns the link (hil_rigs.rigs): link-level fault injection
         self.t_ns = 0  # the last step's target: scenario time as the link sees it
         self.link_stats = {"frames_in": 0, "frames_used": 0, "frames_dropped": 0, "partials_dropped": 0,
                            "commands_out": 0, "steps": 0, "step_retries": 0, "step_timeouts": 0,
@@ -157,6 +166,9 @@ class RemoteBoard:
                     self.link_stats["partials_dropped"] += 1
         elif kind == "SC_BOARD_STATUS":
             self.boot_count = msg.boot_count
+            firmware_id = _text(msg.firmware_id)
+            if firmware_id and firmware_id != self.info.firmware_id:
+                self.info = dataclasses.replace(self.info, firmware_id=firmware_id)
 
     async def _wait_frame(self, t_ns: int, timeout: float, sending: asyncio.Task | None = None) -> SensorFrame | None:
         deadline = time.monotonic() + timeout

@@ -56,7 +56,7 @@ TICKS_PER_S = 100_000                 # timestamp unit: 10 us
 _TS_MAX = 2**48 - 1
 #: Accepted only signed. HEARTBEAT and TIMESYNC travel both ways and follow the telemetry policy.
 DEFAULT_COMMAND_MESSAGES = frozenset({"SC_ACTUATOR_COMMAND", "SC_STEP_REQUEST", "SC_FSW_HOUSEKEEPING",
-                                      "COMMAND_LONG", "COMMAND_INT", "PARAM_SET"})
+                                      "SC_FAULT_INJECT", "COMMAND_LONG", "COMMAND_INT", "PARAM_SET"})
 UNSIGNED_POLICIES = ("reject", "accept")
 
 

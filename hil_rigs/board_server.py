@@ -34,7 +34,7 @@ __all__ = ["BoardServer", "BOARD_COMMAND_MESSAGES", "fault_spec", "make_fault_sp
 
 log = logging.getLogger(__name__)
 
-#: What a board accepts only signed: the bridge's command class plus fault injection.
+#: What a board accepts only signed: the bridge's command class (fault injection included).
 BOARD_COMMAND_MESSAGES = DEFAULT_COMMAND_MESSAGES | {FAULT_INJECT_MESSAGE}
 #: Largest chip or string count a device fault may name (the wire carries a float).
 _MAX_DEVICE_VALUE = 65535.0

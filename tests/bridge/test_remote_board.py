@@ -74,6 +74,8 @@ def test_lockstep_over_a_signed_serial_link_gives_the_simulated_rig_digest(pty_p
     assert remote.summary["rig"] == "emulated-serial" and remote.executive.board_errors == 0
     assert server.stats["steps"] == 45 * 60 and server.stats["commands"] >= 45 * 60
     assert remote.board.codec.counters.signed_ok > 0 and remote.board.codec.counters.bad_signature == 0
+    # The board told its firmware id in SC_BOARD_STATUS; the twin records it with the run.
+    assert remote.board.info.firmware_id == server.firmware_id != "unknown"
 
 
 def test_a_silent_board_costs_counted_timeouts_and_stale_frames_not_the_loop(pty_pair, tmp_path):
