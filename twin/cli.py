@@ -156,6 +156,7 @@ async def _run_with_progress(scenario, args, out, clock):
     except (RigError, BridgeInitError) as exc:  # a rig or bench that does not come up: one line
         raise CliError(f"rig {args.rig}: {exc}") from None
     finally:
+        clock.close()  # a wall or paced clock holds a timer fd
         if bar is not None:
             bar.close()
         if stop.is_set():
