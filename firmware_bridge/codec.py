@@ -18,8 +18,13 @@ telemetry (else ``unsigned_rejected``). Accepted frames become the objects
 pymavlink's ``MAVLink.decode`` builds (:func:`~firmware_bridge.frames.decoder_for`),
 ``get_signed()`` true only for a verified signature. Frames lost anywhere below
 the codec (a UART overrun, a link that went down) show as gaps in each
-sender's sequence numbers, counted in ``seq_lost`` (modulo 256: a gap of 256
-frames or more is undercounted); ``frames_out`` counts what ``encode`` made.
+sender's sequence numbers, counted in ``seq_lost`` (a forward jump of less
+than 128, modulo 256: a longer gap is undercounted, and a sender that
+restarts its numbering may show as one); a frame numbered behind the newest
+(up to 128 back) arrived late: counted in ``reordered``, and it takes back
+one frame of ``seq_lost`` (the gap it left). On a signed link a late frame
+is older than its stream's newest timestamp: rejected as a replay
+(``replays``), never reordered. ``frames_out`` counts what ``encode`` made.
 MAVLink 1 frames cannot be signed and our links never carry them: dropped and counted
 (``mavlink1_dropped``). :func:`pack_columns` and :func:`wire_dtype` live in
 :mod:`.columns`.
@@ -87,6 +92,7 @@ class CodecCounters:
     stale_partials: int = 0      # partial frames discarded after the inter-frame timeout
     internal_errors: int = 0     # exceptions caught in feed: a bug, never the input's fault
     seq_lost: int = 0            # frames the sender numbered but we never accepted (gaps in its sequence, mod 256)
+    reordered: int = 0           # accepted frames numbered behind the newest one (arrived late)
     frames_out: int = 0          # frames encoded
 
 
@@ -278,6 +284,12 @@ class MavlinkCodec:
         sender = sysid << 8 | compid
         last = self._seqs.get(sender)
         if last is not None and seq != (last + 1) & 0xFF and seq != last:  # seq == last: a repeat, not a gap
-            c.seq_lost += (seq - last - 1) & 0xFF
+            ahead = (seq - last) & 0xFF
+            if ahead < 128:
+                c.seq_lost += ahead - 1
+            else:  # behind the newest: late, not lost; it fills a gap counted when the newer one came
+                c.reordered += 1
+                c.seq_lost -= min(c.seq_lost, 1)
+                return msg
         self._seqs[sender] = seq
         return msg

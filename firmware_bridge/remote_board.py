@@ -12,15 +12,30 @@ To the executive it is a board like the simulated one. Underneath:
   streamed, re-timed to the twin's clock: ``t_ns = t`` and each group's sample
   time moved so that its age is the board-reported age plus the time since the
   frame arrived (a board that stops streaming reads as stale, not as frozen);
-* ``command(cmd)`` sends SC_ACTUATOR_COMMAND with an incrementing sequence number.
-  In lockstep it leaves with the next step request, in the same write or
-  publish, when that comes before the event loop's next turn (the executive
-  on a virtual clock); otherwise a flush task sends it on the loop's next
-  turn. The board applies it before the step either way, so the physics
-  and the telemetry are the same; it costs one write (or one QoS 1 publish)
-  per step less. Over a transport whose ``send`` waits for an
-  acknowledgement (``acked_send``, MQTT QoS 1), the step request's PUBACK is
-  awaited alongside the reply, not before it.
+* ``command(cmd)``: commands are full state (each ActuatorCommand replaces
+  the previous one entirely), so only the newest unsent one is kept, as the
+  object, not as bytes. It gets its ``cmd_seq`` (the next number) and is
+  encoded and signed only when it goes on the wire: free-running, at once;
+  in lockstep, with the next step request, in the same write or publish,
+  when that comes before the event loop's next turn (the executive on a
+  virtual clock), else from a flush task (supervised) on the loop's next
+  turn. The board applies it before the step either way, so the physics and
+  the telemetry are the same. Signed when sent, it is never older than a
+  frame the board already accepted (the replay table would refuse it), and
+  on a link without errors the board sees ``cmd_seq`` 1, 2, 3, ... contiguous.
+  On ANY exception from the send (link lost, no acknowledgement, a transport
+  bug) the command is kept and goes with the next try, signed afresh, under
+  the ``cmd_seq`` it was first tried with (the board ignores a repeat of the
+  one it applied last); it leaves the queue only once sent, or when a newer
+  command replaces it. A replaced command is not lost, it is superseded (the
+  newer one says everything it said): counted in ``commands_superseded``; a
+  gap in ``cmd_seq`` at the board is a replaced command that was tried and
+  may never have arrived. After an outage only the newest command goes out,
+  not the history. ``commands_out`` counts commands sent; ``commands_in ==
+  commands_out + commands_superseded + command_pending``. Over a transport
+  whose ``send`` waits for an acknowledgement (``acked_send``, MQTT QoS 1),
+  the step request's PUBACK is awaited alongside the reply, not before it; a
+  reply to the step proves the command (in the same publish) arrived.
 
 Bounded, and every drop counted: a board that streams faster than the twin
 steps (a flood) costs no memory. Free-running, only the newest frame is
@@ -30,7 +45,7 @@ for their step (older ones are dropped and counted), and at most
 ``_MAX_PARTIAL`` incomplete frames wait for their missing parts
 (``partials_dropped``). So ``frames_in == frames_used + frames_dropped +
 frame_pending`` at all times. Commands never compete with telemetry: they go
-out on the transport's send side, which never drops (``commands_out``).
+out on the transport's send side, and at most one waits.
 
 A receive task (supervised, strong reference) feeds every chunk to the codec;
 when the transport reports the link lost, the parser is reset. Link state and
@@ -85,18 +100,24 @@ class RemoteBoard:
         self._latest_used = True
         self._arrived = asyncio.Event()
         self._step_seq = 0
-        self._cmd_seq = 0
-        self._out: list[bytes] = []        # encoded commands waiting for the next step request or flush
-        self._flusher: asyncio.Task | None = None
+        self._cmd_seq = 0                  # the last cmd_seq given to a command
+        self._pending: tuple[int, ActuatorCommand] | None = None  # (generation, newest unsent command)
+        self._pending_seq: int | None = None  # its cmd_seq, once it was first tried
+        self._gen = 0                      # commands given to command(), numbered
+        self._in_flight: dict[int, list] = {}  # generation -> [sends of it under way, one of them went out]
+        self._flush_due = False
+        self._closing = False
         self._acked = bool(getattr(transport, "acked_send", False))
         self.boot_count: int | None = None
         self.link_faults = None  # set by the rig that owns the link (hil_rigs.rigs): link-level fault injection
         self.t_ns = 0  # the last step's target: scenario time as the link sees it
         self.link_stats = {"frames_in": 0, "frames_used": 0, "frames_dropped": 0, "partials_dropped": 0,
-                           "commands_out": 0, "steps": 0, "step_retries": 0, "step_timeouts": 0,
+                           "commands_in": 0, "commands_out": 0, "commands_superseded": 0,
+                           "steps": 0, "step_retries": 0, "step_timeouts": 0,
                            "assembly_errors": 0, "link_lost": 0, "last_frame_monotonic": 0.0}
 
     async def __aenter__(self) -> "RemoteBoard":
+        self._closing = False
         await self.transport.__aenter__()
         try:
             await self._sup.__aenter__()
@@ -107,16 +128,13 @@ class RemoteBoard:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        self._closing = True
         try:
             async with asyncio.timeout(1.0):
                 await self._safe_command()
         except (TimeoutError, BridgeError, OSError):
             log.warning("could not send the safe command on exit")
         finally:
-            flusher, self._flusher = self._flusher, None
-            if flusher is not None:
-                flusher.cancel()
-                await asyncio.gather(flusher, return_exceptions=True)
             await self._sup.close()
             await self.transport.__aexit__(*exc)
 
@@ -211,13 +229,13 @@ class RemoteBoard:
         for attempt in range(self.retries + 1):
             if attempt:
                 self.link_stats["step_retries"] += 1
-            commands = self._take_out()
-            data = commands + self.codec.encode(self._step_request(self._step_seq, t_ns))
+            gen, data = self._command_bytes()
             try:
-                frame = await self._request(data, t_ns)
-            except LinkLost:
-                self._out.insert(0, commands)  # not taken by the link: the commands go with the next try
+                data += self.codec.encode(self._step_request(self._step_seq, t_ns))
+            except BaseException:
+                self._settle(gen, False)
                 raise
+            frame = await self._request(data, t_ns, gen)
             if frame is not None:
                 for old in [t for t in self._frames if t < t_ns]:
                     del self._frames[old]
@@ -227,18 +245,23 @@ class RemoteBoard:
         raise BridgeTimeout(f"no reply to step {self._step_seq} (t={t_ns} ns) after {self.retries + 1} tries",
                             link=self.transport.name)
 
-    async def _request(self, data: bytes, t_ns: int) -> SensorFrame | None:
+    async def _request(self, data: bytes, t_ns: int, gen: int | None) -> SensorFrame | None:
+        """Send ``data`` (command ``gen``, if any, and a step request); the frame for ``t_ns`` or None."""
         if not self._acked:
-            await self.transport.send(data)
+            await self._send(data, gen)
             return await self._wait_frame(t_ns, self.step_timeout_s)
         sending = asyncio.create_task(self.transport.send(data))
         sending.add_done_callback(lambda _: self._arrived.set())
+        frame = None
         try:
-            return await self._wait_frame(t_ns, self.step_timeout_s, sending)
+            frame = await self._wait_frame(t_ns, self.step_timeout_s, sending)
+            return frame
         finally:
             if not sending.done():
                 sending.cancel()  # the frame came, or the wait ended: a PUBACK still due changes nothing
             await asyncio.gather(sending, return_exceptions=True)
+            acked = not sending.cancelled() and sending.exception() is None
+            self._settle(gen, frame is not None or acked)  # a reply proves the publish arrived
 
     def _step_request(self, seq: int, t_ns: int):
         return message_class("SC_STEP_REQUEST")(seq & 0xFFFF_FFFF, t_ns)
@@ -248,42 +271,100 @@ class RemoteBoard:
         """Frames received and kept, not yet taken by a step (see the module docstring's identity)."""
         return len(self._frames) if self.lockstep else int(not self._latest_used)
 
+    @property
+    def command_pending(self) -> int:
+        """1 while a command waits to be sent (the newest only), else 0."""
+        return int(self._pending is not None)
+
     async def command(self, cmd: ActuatorCommand) -> None:
-        self._cmd_seq += 1
-        data = self.codec.encode(command_to_message(cmd, self._cmd_seq))
-        self.link_stats["commands_out"] += 1
+        """Queue ``cmd`` in place of any unsent one; see the module docstring for when it goes out."""
+        self._replace(cmd)
         if not self.lockstep:
-            await self.transport.send(data)
-            return
-        self._out.append(data)
-        if len(self._out) == 1:
+            await self._send_pending()
+        elif not self._flush_due:
+            self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
 
+    def _replace(self, cmd: ActuatorCommand) -> None:
+        if self._pending is not None and not self._in_flight.get(self._pending[0]):
+            self.link_stats["commands_superseded"] += 1  # a send under way settles its own count
+        self._gen += 1
+        self._pending, self._pending_seq = (self._gen, cmd), None
+        self.link_stats["commands_in"] += 1
+
+    def _command_bytes(self) -> tuple[int | None, bytes]:
+        """The pending command encoded and signed now, under its cmd_seq (given at its first try); marked in flight."""
+        if self._pending is None:
+            return None, b""
+        gen, cmd = self._pending
+        if self._pending_seq is None:
+            self._cmd_seq += 1
+            self._pending_seq = self._cmd_seq
+        data = self.codec.encode(command_to_message(cmd, self._pending_seq))
+        self._in_flight.setdefault(gen, [0, False])[0] += 1
+        return gen, data
+
+    def _settle(self, gen: int | None, sent: bool) -> None:
+        """A send of command ``gen`` ended: sent, or failed (then it stays queued unless replaced)."""
+        if gen is None:
+            return
+        entry = self._in_flight[gen]
+        entry[0] -= 1
+        entry[1] = entry[1] or sent
+        current = self._pending is not None and self._pending[0] == gen
+        if sent and current:
+            self._pending = self._pending_seq = None
+            current = False
+        if entry[0] == 0:  # its last send ended: count it once, out or (replaced, never out) superseded
+            del self._in_flight[gen]
+            if entry[1]:
+                self.link_stats["commands_out"] += 1
+            elif not current:
+                self.link_stats["commands_superseded"] += 1
+
+    async def _send(self, data: bytes, gen: int | None) -> None:
+        sent = False
+        try:
+            await self.transport.send(data)
+            sent = True
+        finally:
+            self._settle(gen, sent)
+
+    async def _send_pending(self) -> None:
+        """Send the pending command, if any, alone."""
+        gen, data = self._command_bytes()
+        if data:
+            await self._send(data, gen)
+
     def _flush_soon(self) -> None:
-        # Runs on the loop's next turn: nothing left to do when a step request took the commands along.
-        if self._out and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush(), name=f"{self.transport.name} command flush")
+        # Runs on the loop's next turn: nothing to do when a step request took the command along
+        # (sent, or still waiting for its PUBACK: a second copy would only queue behind it).
+        self._flush_due = False
+        rec = self._sup.records.get("command flush")
+        if self._unsent() and not self._closing and (rec is None or rec.task is None or rec.task.done()):
+            self._sup.start("command flush", self._flush)
+
+    def _unsent(self) -> bool:
+        return self._pending is not None and self._pending[0] not in self._in_flight
 
     async def _flush(self) -> None:
-        while data := self._take_out():  # empty once a step request took the commands along
-            try:
-                await self.transport.send(data)
-            except BridgeError as exc:
-                self._out.insert(0, data)  # never dropped: it goes with the next step request
-                log.warning("command not sent, kept for the next step: %s", exc)
-                return
-
-    def _take_out(self) -> bytes:
-        data = b"".join(self._out)
-        self._out.clear()
-        return data
+        if not self._unsent():
+            return
+        try:
+            await self._send_pending()
+        except BridgeError as exc:
+            log.warning("command not sent, kept for the next step: %s", exc)
 
     async def _safe_command(self) -> None:
-        await self.command(ActuatorCommand())
-        data = self._take_out()
-        if data:
-            await self.transport.send(data)
+        self._replace(ActuatorCommand())
+        await self._send_pending()
 
     async def send_message(self, msg) -> None:
         """Encode (and sign) one MAVLink message and send it to the board (after any command still queued)."""
-        await self.transport.send(self._take_out() + self.codec.encode(msg))
+        gen, data = self._command_bytes()
+        try:
+            data += self.codec.encode(msg)
+        except BaseException:
+            self._settle(gen, False)
+            raise
+        await self._send(data, gen)

@@ -249,3 +249,94 @@ def test_the_same_seed_drops_the_same_frames():
                step_timeout_s=0.2, retries=3)
     assert a[1].link_faults.stats.dropped == b[1].link_faults.stats.dropped > 0
     assert np.array_equal(a[0].recorder.rows()["t_ns"], b[0].recorder.rows()["t_ns"])
+
+
+def test_reorder_on_a_signed_link_delivers_late_frames_that_are_then_refused_as_replays():
+    from firmware_bridge.signing import ReplayTable, SigningClock, SigningPolicy
+
+    key = os.urandom(32)
+    sender = MavlinkCodec(signing=SigningPolicy(key, ReplayTable(), SigningClock()), link_id=2)
+    data = b"".join(sender.encode(message_class("SC_STEP_REPLY")(k, k * S)) for k in range(1, 7))
+    master, slave = os.openpty()
+
+    async def go():
+        link = FaultyLink(SerialLink(os.ttyname(slave)), seed=7)
+        link.add(FaultSpec(kind="reorder", value=1.0, target="to_twin"))
+        codec, seqs = MavlinkCodec(signing=SigningPolicy(key, ReplayTable(), SigningClock()), link_id=1), []
+        async with link:
+            os.write(master, data)
+            while len(seqs) + codec.counters.replays < 6:
+                seqs += [m.seq for m in codec.feed(await asyncio.wait_for(link.recv(), 10))]
+        return seqs, link.stats, codec.counters
+
+    try:
+        seqs, stats, counters = asyncio.run(go())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert stats.reordered == 3
+    assert seqs == [2, 4, 6] and counters.replays == 3        # each held-back frame came late, and was refused
+    assert counters.reordered == 0 and counters.seq_lost == 2  # the gaps they left (2->4, 4->6)
+
+
+def test_frames_still_delayed_when_the_link_closes_go_out_at_once():
+    master, slave = os.openpty()
+
+    async def go():
+        link = FaultyLink(SerialLink(os.ttyname(slave)), seed=1)
+        link.add(FaultSpec(kind="delay", value=30.0, target="to_board"))
+        async with link:
+            await link.send(step_replies(2))  # e.g. the board's safe command, sent on the way out
+        got, codec = [], MavlinkCodec()
+        os.set_blocking(master, False)
+        try:
+            while True:
+                got += codec.feed(os.read(master, 4096))
+        except BlockingIOError:
+            pass
+        return [m.seq for m in got]
+
+    try:
+        assert asyncio.run(go()) == [1, 2]
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_replug_that_never_comes_up_leaves_the_link_visibly_broken():
+    from firmware_bridge.errors import BridgeOperationError
+
+    master, slave = os.openpty()
+    now = [0]
+
+    class Unplugger:
+        def __init__(self, link):
+            self.link = link
+
+        async def unplug(self):
+            await self.link.inner.__aexit__(None, None, None)  # the device is gone...
+
+        async def replug(self):
+            pass                                               # ...and does not come back
+
+    async def go():
+        link = FaultyLink(SerialLink(os.ttyname(slave)), now_ns=lambda: now[0], reconnect_timeout_s=0.3)
+        link.disconnector = Unplugger(link)
+        link.kinds = frozenset(LINK_FAULT_KINDS)
+        link.add(FaultSpec(kind="disconnect", at="1s", duration="1s"))
+        async with link:
+            now[0] = 1 * S
+            with pytest.raises(LinkLost):
+                await link.send(step_replies(1))
+            now[0] = 2 * S
+            with pytest.raises(BridgeOperationError, match="still"):
+                await link.send(step_replies(1))
+            with pytest.raises(BridgeOperationError):  # and stays broken
+                await link.send(step_replies(1))
+
+    from firmware_bridge.errors import LinkLost
+    try:
+        asyncio.run(go())
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -51,6 +51,7 @@ FRAME_FAULTS = ("drop", "delay", "duplicate", "reorder", "corrupt")
 LINK_FAULT_KINDS = FRAME_FAULTS + ("disconnect",)
 _DIRECTIONS = ("to_board", "to_twin")
 _POLL_S = 0.01
+_EXIT_SEND_S = 1.0  # on exit, how long delayed sends still due may take to go out
 
 
 class Disconnector(Protocol):
@@ -72,6 +73,7 @@ class LinkFaultStats:
     corrupted: int = 0
     disconnects: int = 0
     refused_while_down: int = 0   # sends refused (LinkLost) during an outage
+    delayed_send_errors: int = 0  # delayed sends that failed (other than on a lost link)
 
 
 def split_frames(data: bytes) -> list[tuple[bytes, bool]]:
@@ -131,6 +133,7 @@ class FaultyLink:
         self._order = itertools.count()
         self._rx_task: asyncio.Task | None = None
         self._tx_tasks: set[asyncio.Task] = set()
+        self._hurry = asyncio.Event()  # set on exit: delayed sends go out at once
 
     # -- the transport ---------------------------------------------------------------------------
 
@@ -152,12 +155,19 @@ class FaultyLink:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        pending = [t for t in (self._rx_task, *self._tx_tasks) if t is not None]
-        self._rx_task = None
+        # Delayed sends still due go out now (the last may be the board's safe command), within a time limit.
+        tx = list(self._tx_tasks)
         self._tx_tasks.clear()
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        self._hurry.set()
+        if tx:
+            _, late = await asyncio.wait(tx, timeout=_EXIT_SEND_S)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*tx, return_exceptions=True)
+        rx, self._rx_task = self._rx_task, None
+        if rx is not None:
+            rx.cancel()
+            await asyncio.gather(rx, return_exceptions=True)
         await self.inner.__aexit__(*exc)
 
     def add(self, spec) -> None:
@@ -277,8 +287,15 @@ class FaultyLink:
             raise BridgeOperationError(f"link fault: {exc}", link=self.name) from exc
 
     async def _wait_state(self, ok: Callable[[str], bool], timeout_s: float) -> None:
+        """Wait for the inner link's state; on timeout the link is broken for good (``BridgeOperationError``)."""
         deadline = time.monotonic() + timeout_s
-        while not ok(self.inner.state) and time.monotonic() < deadline:
+        while not ok(self.inner.state):
+            if time.monotonic() >= deadline:
+                err = BridgeOperationError(f"link fault: the link is still {self.inner.state!r} after "
+                                           f"{timeout_s:g} s", link=self.name)
+                self._broken = err
+                log.error("%s: %s", self.name, err)
+                raise err
             await asyncio.sleep(_POLL_S)
 
     # -- frames ----------------------------------------------------------------------------------
@@ -318,8 +335,14 @@ class FaultyLink:
         return out, delay
 
     async def _send_later(self, payload: bytes, delay: float) -> None:
-        await asyncio.sleep(delay)
+        try:
+            await asyncio.wait_for(self._hurry.wait(), delay)
+        except TimeoutError:
+            pass
         try:
             await self.inner.send(payload)
         except LinkLost:
             pass  # lost on a link that went down meanwhile, as it would be
+        except Exception as exc:  # nobody awaits this task: say so here, not as "never retrieved"
+            self.stats.delayed_send_errors += 1
+            log.warning("%s: a delayed send failed: %s", self.name, exc)

@@ -424,3 +424,27 @@ def test_pack_columns_is_byte_identical_to_pymavlink(name):
         mav.seq = (mav.seq + 1) % 256
         assert frames[i, :lengths[i]].tobytes() == expected, i
     assert len(set(lengths.tolist())) > 3
+
+
+def _step_reply_frames(n):
+    from firmware_bridge.messages import message_class
+    from firmware_bridge.transports.faulty import split_frames
+    codec = MavlinkCodec()
+    data = b"".join(codec.encode(message_class("SC_STEP_REPLY")(k, k)) for k in range(n))
+    return [p for p, _ in split_frames(data)]
+
+
+def test_frames_arriving_out_of_order_are_counted_reordered_not_lost():
+    f = _step_reply_frames(4)
+    codec = MavlinkCodec()
+    got = [m.seq for chunk in (f[1], f[0], f[3], f[2]) for m in codec.feed(chunk)]
+    assert got == [1, 0, 3, 2]
+    assert codec.counters.seq_lost == 0 and codec.counters.reordered == 2
+
+
+def test_a_real_gap_is_still_counted_lost():
+    f = _step_reply_frames(6)
+    codec = MavlinkCodec()
+    for chunk in (f[0], f[1], f[4], f[5]):
+        codec.feed(chunk)
+    assert codec.counters.seq_lost == 2 and codec.counters.reordered == 0

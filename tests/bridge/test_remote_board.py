@@ -5,6 +5,7 @@ of a socat pty pair: the flight software then sees, bit for bit, the frames
 it sees on the simulated rig, so the telemetry digest is the same.
 """
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
@@ -176,3 +177,162 @@ def test_free_running_board_streams_and_the_twin_takes_the_newest_frame_on_the_w
     assert (ages >= 0).all() and (ages < 500_000_000).all()  # fresh: the board streams at 10 Hz
     assert server.stats["steps"] >= 20 and server.stats["commands"] >= 2
     assert not result.board.lockstep
+
+
+# -- commands: the newest one is kept until it is on the wire ------------------------------------------
+
+from firmware_bridge.errors import BridgeOperationError, BridgeTimeout, LinkLost, SecurityError  # noqa: E402
+from twin.hal import ActuatorCommand  # noqa: E402
+
+S = 10**9
+
+
+class FlakySerialLink(SerialLink):
+    """A real pty link whose next sends can be made to fail (``fail``) or to wait, then fail (``hold``)."""
+
+    def __init__(self, port):
+        super().__init__(port)
+        self.fail: list[BaseException] = []
+        self.hold: asyncio.Future | None = None
+
+    async def send(self, data):
+        if self.hold is not None:
+            hold, self.hold = self.hold, None
+            raise await hold
+        if self.fail:
+            raise self.fail.pop(0)
+        await super().send(data)
+
+
+def board_commands(master: int, key: bytes) -> tuple[list, object]:
+    """Everything the twin wrote into the pty, read by a signed board codec: its SC_ACTUATOR_COMMANDs, counters."""
+    codec = MavlinkCodec(signing=SigningPolicy(key, ReplayTable(), SigningClock()), link_id=2)
+    os.set_blocking(master, False)
+    msgs = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except BlockingIOError:
+            break
+        msgs += codec.feed(data)
+    return [m for m in msgs if m.get_type() == "SC_ACTUATOR_COMMAND"], codec.counters
+
+
+def cmd(mode: int) -> ActuatorCommand:
+    return ActuatorCommand(fsw_mode=mode)
+
+
+@pytest.fixture
+def twin_pty():
+    master, slave = os.openpty()
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def remote_on(port, key):
+    link = FlakySerialLink(port)
+    codec = MavlinkCodec(signing=SigningPolicy(key, ReplayTable(), SigningClock()), link_id=1)
+    return link, RemoteBoard(link, codec, rig="emulated-serial", step_timeout_s=0.05, retries=0)
+
+
+def test_a_command_whose_flush_failed_while_a_step_went_out_reaches_the_board_freshly_signed(twin_pty):
+    master, port = twin_pty
+    key = os.urandom(32)
+
+    async def go():
+        link, remote = remote_on(port, key)
+        async with remote:
+            hold = asyncio.get_running_loop().create_future()
+            link.hold = hold
+            await remote.command(cmd(1))
+            await asyncio.sleep(0.01)
+            with pytest.raises(BridgeTimeout):
+                await remote.step_to(S)
+            hold.set_result(BridgeTimeout("no PUBACK", link=link.name))  # the flusher's send fails late
+            await asyncio.sleep(0.01)
+            with pytest.raises(BridgeTimeout):
+                await remote.step_to(2 * S)
+            await remote.command(cmd(2))
+            with pytest.raises(BridgeTimeout):
+                await remote.step_to(3 * S)
+        return remote
+
+    remote = asyncio.run(go())
+    got, counters = board_commands(master, key)
+    assert counters.replays == 0 and counters.bad_signature == 0
+    assert [(m.fsw_mode, m.cmd_seq) for m in got] == [(1, 1), (2, 2), (0, 3)]  # the last: the safe command
+    assert remote.link_stats["commands_out"] == 3 and remote.link_stats["commands_superseded"] == 0
+
+
+@pytest.mark.parametrize("error", [BridgeTimeout("no PUBACK"), BridgeOperationError("link fault"),
+                                   SecurityError("signing clock"), LinkLost("unplugged"), OSError("EIO")])
+def test_a_command_is_kept_on_any_send_error_and_goes_with_the_next_step(twin_pty, error):
+    master, port = twin_pty
+    key = os.urandom(32)
+
+    async def go():
+        link, remote = remote_on(port, key)
+        async with remote:
+            await remote.command(cmd(7))
+            link.fail = [error, error]              # the step request that carries it, then the flusher
+            with pytest.raises(type(error)):
+                await remote.step_to(S)
+            await asyncio.sleep(0.01)
+            with pytest.raises(BridgeTimeout):
+                await remote.step_to(S)              # no board answers, but the send went through
+        return remote
+
+    remote = asyncio.run(go())
+    got, counters = board_commands(master, key)
+    assert counters.replays == 0
+    assert [(m.fsw_mode, m.cmd_seq) for m in got] == [(7, 1), (0, 2)]
+    assert remote.link_stats["commands_out"] == 2
+
+
+def test_during_an_outage_only_the_newest_command_waits_and_the_replaced_ones_are_counted(twin_pty):
+    master, port = twin_pty
+    key = os.urandom(32)
+
+    async def go():
+        link, remote = remote_on(port, key)
+        async with remote:
+            for k in range(1, 6):                  # five ticks of outage: step and flush both refused
+                await remote.command(cmd(k))
+                link.fail = [LinkLost("down"), LinkLost("down")]
+                with pytest.raises(LinkLost):
+                    await remote.step_to(k * S)
+                await asyncio.sleep(0.01)
+            link.fail = []
+            await remote.command(cmd(6))
+            with pytest.raises(BridgeTimeout):
+                await remote.step_to(6 * S)
+            stats = dict(remote.link_stats)
+        return stats
+
+    stats = asyncio.run(go())
+    got, counters = board_commands(master, key)
+    assert [m.fsw_mode for m in got] == [6, 0]       # no burst of stale history, then the safe command
+    assert stats["commands_superseded"] == 5 and stats["commands_out"] == 1
+    assert counters.replays == 0
+
+
+def test_a_flusher_that_crashes_is_supervised_and_the_command_is_kept(twin_pty, caplog):
+    master, port = twin_pty
+    key = os.urandom(32)
+
+    async def go():
+        link, remote = remote_on(port, key)
+        async with remote:
+            link.fail = [RuntimeError("a bug in a transport")]
+            await remote.command(cmd(3))
+            await asyncio.sleep(0.05)              # the flusher fails, is restarted, sends
+        return remote
+
+    remote = asyncio.run(go())
+    got, _ = board_commands(master, key)
+    assert [m.fsw_mode for m in got][:1] == [3]
+    assert "never retrieved" not in caplog.text
+    assert any("a bug in a transport" in e for r in remote._sup.records.values() for e in r.errors)
