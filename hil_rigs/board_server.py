@@ -28,14 +28,11 @@ import time
 from firmware_bridge.errors import BoardError, LinkLost
 from firmware_bridge.messages import (FAULT_INJECT_MESSAGE, fault_inject_fields, frame_to_messages, message_class,
                                       message_to_command)
-from firmware_bridge.signing import DEFAULT_COMMAND_MESSAGES
 
-__all__ = ["BoardServer", "BOARD_COMMAND_MESSAGES", "fault_spec", "make_fault_spec"]
+__all__ = ["BoardServer", "fault_spec", "make_fault_spec"]
 
 log = logging.getLogger(__name__)
 
-#: What a board accepts only signed: the bridge's command class (fault injection included).
-BOARD_COMMAND_MESSAGES = DEFAULT_COMMAND_MESSAGES | {FAULT_INJECT_MESSAGE}
 #: Largest chip or string count a device fault may name (the wire carries a float).
 _MAX_DEVICE_VALUE = 65535.0
 

@@ -53,7 +53,7 @@ async def _serve(args) -> None:
     from firmware_bridge.codec import MavlinkCodec
     from firmware_bridge.keys import load_key
     from firmware_bridge.signing import ReplayTable, SigningClock, SigningPolicy
-    from hil_rigs.board_server import BOARD_COMMAND_MESSAGES, BoardServer
+    from hil_rigs.board_server import BoardServer
     from twin.scenarios import load_scenario
     from twin.sim.simboard import SimBoard
 
@@ -63,7 +63,7 @@ async def _serve(args) -> None:
     state = args.state_dir
     replay = ReplayTable(state / "board.replay" if state else None)
     clock = SigningClock(state / "board.clock" if state else None)
-    policy = SigningPolicy(load_key(args.key), replay, clock, command_messages=BOARD_COMMAND_MESSAGES)
+    policy = SigningPolicy(load_key(args.key), replay, clock)  # commands (fault injection too) only signed
     codec = MavlinkCodec(signing=policy, link_id=2)
     if args.serial:
         from firmware_bridge.transports.serial_link import SerialLink

@@ -9,7 +9,7 @@ Every key is in ``docs/rigs.md`` and in the commented examples
     state_dir = "state"               # replay table and signing clock (default ~/.local/state/suncatcher-twin/<name>)
     unsigned_telemetry = "reject"     # reject | accept
     lockstep = false                  # false: the board streams on its own clock (physical boards)
-    realtime = true                   # run on the wall clock (default: not lockstep)
+    realtime = true                   # run on the wall clock (default: not lockstep; required when not lockstep)
     step_timeout_s = 1.0              # wait for a frame (lockstep reply / first streamed frame)
     retries = 2                       # lockstep step retries
     [serial]   device = "/dev/serial/by-id/...", baud = 921600
@@ -236,6 +236,9 @@ def load_rig_file(path: str | os.PathLike) -> RigFile:
         state_dir = base / state_dir
     lockstep = r.get("lockstep", bool, False)
     realtime = r.get("realtime", bool, not lockstep)
+    if not lockstep and not realtime:
+        raise r.error("realtime", "a free-running board needs the wall clock (lockstep = false streams frames on "
+                                  "the board's own clock): set realtime = true or lockstep = true")
     step_timeout_s = r.get("step_timeout_s", float, 1.0)
     if not 0.001 <= step_timeout_s <= 60:
         raise r.error("step_timeout_s", f"must be within 0.001 .. 60 s, got {step_timeout_s}")
@@ -310,7 +313,11 @@ def _transport(rig: RigFile):
     m = rig.mqtt
     password = None
     if m.password_file is not None:
-        password = m.password_file.read_text().strip()
+        try:
+            password = m.password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RigFileError(str(rig.path), "mqtt.password_file",
+                               f"cannot read {m.password_file} ({getattr(exc, 'strerror', None) or exc})") from None
     elif m.password_env is not None:
         password = os.environ.get(m.password_env)
         if password is None:
@@ -344,11 +351,17 @@ async def open_rig_file(path, scenario, *, step_timeout_s: float | None = None, 
         key = load_key(rig.key_file)
     except BridgeError as exc:
         raise RigFileError(str(rig.path), "key_file", str(exc)) from None
+    replay = None
     try:
-        rig.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        replay = ReplayTable(rig.state_dir / "twin.replay")
-        policy = SigningPolicy(key, replay, SigningClock(rig.state_dir / "twin.clock"),
-                               unsigned_telemetry=rig.unsigned_telemetry)
+        try:
+            rig.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            replay = ReplayTable(rig.state_dir / "twin.replay")
+            policy = SigningPolicy(key, replay, SigningClock(rig.state_dir / "twin.clock"),
+                                   unsigned_telemetry=rig.unsigned_telemetry)
+        except BaseException:
+            if replay is not None:  # the clock failed after the replay table was opened
+                replay.close()
+            raise
     except OSError as exc:
         raise RigFileError(str(rig.path), "state_dir", f"cannot use {rig.state_dir} ({exc.strerror or exc})") from None
     except BridgeError as exc:

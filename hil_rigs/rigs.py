@@ -76,10 +76,13 @@ class _Processes:
     """Processes started by a rig, stopped by pid whatever happens.
 
     Every process is forked by one spawner thread that lives until :meth:`stop_all`
-    and gets PR_SET_PDEATHSIG: the kernel sends it SIGTERM when that thread dies,
-    so nothing outlives a twin killed with SIGKILL. (The death signal follows the
-    forking *thread*, so forking from ``asyncio.to_thread`` workers, which come and
-    go, would not do.)
+    and gets PR_SET_PDEATHSIG: when that thread dies the kernel sends it its
+    ``death_signal`` (SIGTERM by default; the emulator's is SIGKILL, see
+    ``_EMULATOR_DEATH_SIGNAL``), so nothing outlives a twin killed with SIGKILL.
+    (The death signal follows the forking *thread*, so forking from
+    ``asyncio.to_thread`` workers, which come and go, would not do.) After
+    :meth:`stop_all`, :meth:`start` raises :class:`RigError`: a start-up thread
+    that outlives a Ctrl-C cannot start anything nobody would stop.
     """
 
     def __init__(self):
@@ -87,29 +90,34 @@ class _Processes:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def start(self, argv: list[str], *, death_signal: int = signal.SIGTERM, **kw) -> subprocess.Popen:
         """Start ``argv`` (from any thread) and return its Popen once forked; ``death_signal`` is what it
-        gets if the twin dies without stopping it."""
+        gets if the twin dies without stopping it. :class:`RigError` once :meth:`stop_all` has begun."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
+            if self._closed:
+                raise RigError(f"the rig is being stopped: not starting {Path(argv[0]).name}")
             if self._thread is None:
                 _load_prctl()
                 self._thread = threading.Thread(target=self._spawner, name="rig-spawner", daemon=True)
                 self._thread.start()
-        done: concurrent.futures.Future = concurrent.futures.Future()
-        self._jobs.put((argv, death_signal, kw, done))
-        proc = done.result()
-        self.procs.append(proc)
-        return proc
+            self._jobs.put((argv, death_signal, kw, done))  # under the lock: always ahead of stop_all's end mark
+        return done.result()
 
     def _spawner(self) -> None:
         while (job := self._jobs.get()) is not None:
             argv, sig, kw, done = job
             try:
-                done.set_result(subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
-                                                 preexec_fn=functools.partial(_die_with_parent, sig), **kw))
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=functools.partial(_die_with_parent, sig), **kw)
             except BaseException as exc:  # noqa: BLE001 -- handed to the caller
                 done.set_exception(exc)
+                continue
+            with self._lock:  # recorded here, not by the caller, so stop_all sees it once this thread is joined
+                self.procs.append(proc)
+            done.set_result(proc)
 
     @staticmethod
     def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
@@ -123,16 +131,27 @@ class _Processes:
             proc.wait()
 
     def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(self.procs):
-            self.stop(proc)
+        """Stop every process started, refuse new ones, end the spawner thread."""
+        with self._lock:
+            self._closed = True
+            procs = list(self.procs)
+        self._stop_each(procs)
         with self._lock:
             thread, self._thread = self._thread, None
+            if thread is not None:
+                self._jobs.put(None)
         if thread is not None:
-            self._jobs.put(None)
             thread.join()
+        with self._lock:  # forked while the first pass ran (a start queued just before the close)
+            late = [p for p in self.procs if p not in procs]
+        self._stop_each(late)
+
+    def _stop_each(self, procs: list[subprocess.Popen]) -> None:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            self.stop(proc)
 
 
 def _wait_ready(proc: subprocess.Popen, what: str, log: Path) -> None:
@@ -160,14 +179,13 @@ def _policy(key: bytes, state: Path):
 
 def add_scenario_link_faults(link_faults, scenario, rig: str) -> None:
     """Schedule the scenario file's link faults on a board's ``link_faults``; RigError if the rig cannot."""
-    from twin.sim.faults import LINK_FAULTS
+    from twin.sim.faults import LINK_FAULTS, unsupported_link_fault
     for spec in scenario.faults:
         if spec.kind not in LINK_FAULTS:
             continue
-        if link_faults is None or spec.kind not in link_faults.kinds:
-            can = ", ".join(sorted(link_faults.kinds)) if link_faults is not None else "none"
-            raise RigError(f"the scenario's link fault {spec.kind!r} at {spec.at} cannot be injected on rig {rig} "
-                           f"(it can: {can})")
+        problem = unsupported_link_fault(spec.kind, getattr(link_faults, "kinds", None), f"rig {rig}")
+        if problem:
+            raise RigError(f"the scenario's fault at {spec.at}: {problem}")
         link_faults.add(spec)
 
 

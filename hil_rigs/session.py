@@ -25,13 +25,14 @@ the rig's ``board.link_faults``. A rig that cannot apply one raises
 """
 from __future__ import annotations
 
+import gc
 import inspect
 import math
 import re
 
 import numpy as np
 
-from twin.hal import CHANNEL_INDEX, FSW_HOUSEKEEPING_FIELDS, MODES
+from twin.hal import CHANNEL_INDEX, FSW_HOUSEKEEPING_FIELDS, MODES, BoardError
 from twin.timeparse import parse_duration
 
 __all__ = ["TwinSession", "TwinState", "RigCapabilityError", "CAPABILITIES", "board_capabilities"]
@@ -214,15 +215,27 @@ class TwinSession:
     async def __aenter__(self) -> "TwinSession":
         await self.board.__aenter__()
         self._entered = True
-        self.executive.start(0)
+        try:
+            self.executive.start(0)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:
-        self.recorder.close()
-        self.clock.close()
-        if self._entered:
-            self._entered = False
-            await self.board.__aexit__(*exc)
+        """Close the recorder and clock and leave the board -- the board whatever the others raise."""
+        try:
+            try:
+                self.recorder.close()
+            finally:
+                self.clock.close()
+        finally:
+            # The executive froze the objects built before the run (gc.freeze); in a long pytest
+            # process of many rig tests they would otherwise never be collected.
+            gc.unfreeze()
+            if self._entered:
+                self._entered = False
+                await self.board.__aexit__(*exc)
 
     @property
     def t_ns(self) -> int:
@@ -278,7 +291,7 @@ class TwinSession:
         time already past; :class:`RigCapabilityError` if the rig cannot.
         """
         from hil_rigs.board_server import fault_spec, make_fault_spec
-        from twin.sim.faults import LINK_FAULTS
+        from twin.sim.faults import LINK_FAULTS, unsupported_link_fault
         at_ns = self.next_tick_ns if at is None else (0 if at in (0, "0", "0s") else _ns(at, "inject at"))
         if at_ns < self.next_tick_ns:
             raise ValueError(f"inject at {at_ns / 1e9:g} s: that is past (the next tick is at "
@@ -287,9 +300,9 @@ class TwinSession:
         if kind in LINK_FAULTS:
             spec = fault_spec(kind, target, at_ns, dur_ns, value)
             link = getattr(self.board, "link_faults", None)
-            if link is None or kind not in link.kinds:
-                can = ", ".join(sorted(link.kinds)) if link is not None else "none"
-                raise RigCapabilityError(f"rig {self.rig} cannot inject link fault {kind!r} (it can: {can})")
+            problem = unsupported_link_fault(kind, getattr(link, "kinds", None), f"rig {self.rig}")
+            if problem:
+                raise RigCapabilityError(problem)
             link.add(spec)
             return spec
         with np.errstate(over="ignore"):  # the wire carries float32: every rig applies that same value
@@ -306,10 +319,14 @@ class TwinSession:
         return spec
 
     async def _flush_outbox(self) -> None:
+        """Send the queued fault injections; a link or board error (``BoardError``, e.g. ``LinkLost``,
+        ``BridgeTimeout``) propagates as it is, the message kept for the next try."""
         while self._outbox:
             msg = self._outbox[0]
             try:
                 await self.board.send_message(msg)
+            except BoardError:
+                raise
             except Exception as exc:
                 raise RigCapabilityError(f"rig {self.rig}: could not send {msg.kind} fault injection: {exc}") from exc
             self._outbox.pop(0)

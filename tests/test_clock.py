@@ -49,7 +49,7 @@ def test_every_wake_is_at_or_after_its_target_never_early(make, timerfd, monkeyp
         # The clock was anchored at some instant in [lo, hi]: waking before lo + t / speed is early for sure.
         assert woke - lo >= t / speed, (t, woke - lo)
         assert late >= 0
-    assert clock.now_ns() == TARGETS[-1] and hi - lo < MS
+    assert clock.now_ns() == TARGETS[-1]
 
 
 def test_a_target_already_past_returns_at_once_with_its_lateness():

@@ -144,3 +144,13 @@ def test_an_unknown_rig_fails_the_test_in_one_line(pytester, run):
     result = run("--rig", "bench-42", "-k", "served")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*rig bench-42 did not come up: unknown rig 'bench-42'*"])
+
+
+def test_the_reference_suite_without_the_plugin_is_a_usage_error_not_a_pass():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:hil_rigs.pytest_plugin",
+                           "-p", "no:cacheprovider", "--co", str(ROOT / "tests" / "hil")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert "pip install -e ." in proc.stderr and "-p hil_rigs.pytest_plugin" in proc.stderr

@@ -54,6 +54,8 @@ SERIAL_HEAD = 'transport = "serial"\nkey_file = "bench.key"\n'
     (SERIAL_HEAD + '[serial]\ndevice = "/dev/x"\nbaudrate = 9600\n', "serial.baudrate", "did you mean 'baud'"),
     (SERIAL_HEAD + 'lockstep = "yes"\n[serial]\ndevice = "/dev/x"\n', "lockstep", "must be true or false"),
     (SERIAL_HEAD + 'step_timeout_s = 0\n[serial]\ndevice = "/dev/x"\n', "step_timeout_s", "within"),
+    (SERIAL_HEAD + 'lockstep = false\nrealtime = false\n[serial]\ndevice = "/dev/x"\n', "realtime",
+     "a free-running board needs the wall clock"),
     (SERIAL_HEAD + '[serial]\ndevice = "/dev/x"\n[mqtt]\nbroker = "mqtt://h:1"\n', "mqtt", "on a serial rig"),
     ('transport = "mqtt"\nkey_file = "bench.key"\n[mqtt]\nbroker = "http://h:1"\n', "mqtt.broker", "mqtt://"),
     ('transport = "mqtt"\nkey_file = "bench.key"\n[mqtt]\nbroker = "mqtt://h:1"\npassword_file = "bench.key"\n'
@@ -287,3 +289,48 @@ def test_a_wrong_broker_password_is_a_one_line_error(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err.strip()
     errors = [line for line in err.splitlines() if line.startswith("twin: error:")]
     assert "Traceback" not in err and len(errors) == 1 and "refused login as 'twin'" in errors[0], err
+
+
+def test_a_signing_clock_that_fails_closes_the_replay_table_it_opened(tmp_path, monkeypatch):
+    import asyncio
+    import firmware_bridge.signing as signing
+    from hil_rigs.rigfile import RigFileError, open_rig_file
+    closed = []
+    real_close = signing.ReplayTable.close
+    monkeypatch.setattr(signing.ReplayTable, "close", lambda self: (closed.append(self), real_close(self))[1])
+
+    def broken_clock(path):
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(signing, "SigningClock", broken_clock)
+    path = write_rig(tmp_path, SERIAL_HEAD + f'state_dir = "state"\n[serial]\ndevice = "{tmp_path}/tty"\n')
+
+    async def open_it():
+        async with open_rig_file(path, load_scenario("node", seed=1)):
+            pass
+
+    with pytest.raises(RigFileError, match="state_dir"):
+        asyncio.run(open_it())
+    assert len(closed) == 1
+
+
+@pytest.mark.parametrize("spoil", ["removed", "not utf-8"])
+def test_a_password_file_that_cannot_be_read_is_a_rig_file_error(tmp_path, spoil):
+    import asyncio
+    from hil_rigs.rigfile import RigFileError, open_rig_file
+    pw = tmp_path / "broker.password"
+    pw.write_text("secret")
+    rig = load_rig_file(write_rig(tmp_path, 'transport = "mqtt"\nkey_file = "bench.key"\nstate_dir = "state"\n'
+                                            '[mqtt]\nbroker = "mqtt://127.0.0.1:1"\npassword_file = "broker.password"\n'))
+    if spoil == "removed":  # gone between reading the rig file and opening the rig
+        pw.unlink()
+    else:
+        pw.write_bytes(b"\xff\xfe")
+
+    async def open_it():
+        async with open_rig_file(rig, load_scenario("node", seed=1)):
+            pass
+
+    with pytest.raises(RigFileError) as info:
+        asyncio.run(open_it())
+    assert info.value.key == "mqtt.password_file" and "cannot read" in info.value.reason and str(pw) in str(info.value)

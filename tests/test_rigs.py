@@ -154,3 +154,143 @@ def test_nothing_outlives_a_twin_killed_with_sigkill(tmp_path, rig, helper):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# -- TwinSession: leaving it always leaves the board --------------------------------------------------
+
+class _CountingBoard:
+    """A SimBoard that counts how often it was entered and left."""
+
+    def __init__(self, scenario):
+        from twin.sim.simboard import SimBoard
+        self.inner = SimBoard(scenario, scenario.run.seed)
+        self.info, self.faults, self.link_faults = self.inner.info, self.inner.faults, None
+        self.entered = self.exited = 0
+
+    async def __aenter__(self):
+        self.entered += 1
+        return await self.inner.__aenter__()
+
+    async def __aexit__(self, *exc):
+        self.exited += 1
+        await self.inner.__aexit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _session():
+    from hil_rigs.session import TwinSession
+    scenario = load_scenario("node", seed=1)
+    board = _CountingBoard(scenario)
+    return TwinSession(board, scenario, rig="sim"), board
+
+
+@pytest.mark.parametrize("part", ["recorder", "clock"])
+def test_session_exit_leaves_the_board_even_when_closing_a_part_raises(part):
+    session, board = _session()
+
+    async def run():
+        async with session:
+            await session.run_for("3s")
+            getattr(session, part).close = _raise
+
+    with pytest.raises(OSError, match="disk gone"):
+        asyncio.run(run())
+    assert (board.entered, board.exited) == (1, 1)
+
+
+def _raise(*_):
+    raise OSError("disk gone")
+
+
+def test_session_enter_leaves_the_board_when_the_start_raises():
+    session, board = _session()
+    session.executive.start = _raise
+    with pytest.raises(OSError, match="disk gone"):
+        asyncio.run(session.__aenter__())
+    assert (board.entered, board.exited) == (1, 1)
+
+
+def test_session_exit_undoes_the_executives_gc_freeze():
+    import gc
+    session, _ = _session()
+
+    async def run():
+        async with session:
+            assert gc.get_freeze_count() > 0  # the executive froze what was built before the run
+            await session.run_for("2s")
+
+    asyncio.run(run())
+    assert gc.get_freeze_count() == 0
+
+
+def test_rig_processes_refuse_to_start_once_stopped():
+    from hil_rigs.rigs import _Processes
+    procs = _Processes()
+    first = procs.start(["sleep", "30"])
+    procs.stop_all()
+    assert first.poll() is not None
+    # A rig's start-up thread still running after Ctrl-C must not start an emulator nothing would stop.
+    with pytest.raises(RigError, match="stopped"):
+        procs.start(["sleep", "30"])
+    assert all(p.poll() is not None for p in procs.procs)
+
+
+@pytest.mark.parametrize("error", ["LinkLost", "BridgeTimeout"])
+def test_a_lost_link_while_sending_a_fault_injection_is_a_link_error_not_a_capability_error(error):
+    import firmware_bridge.errors as errors
+    from hil_rigs.session import RigCapabilityError
+    session, board = _session()
+    board.capabilities = frozenset({"lockstep", "fault_injection"})
+    board.faults = None  # as on an emulated board: the injection goes out as a message
+
+    async def send_message(msg):
+        raise getattr(errors, error)("the line went away")
+
+    board.send_message = send_message
+    session.capabilities = frozenset(board.capabilities)
+
+    async def run():
+        async with session:
+            session.inject("nan", "t_battery_c")
+            await session.run_for("1s")
+
+    with pytest.raises(errors.BridgeError) as info:
+        asyncio.run(run())
+    assert not isinstance(info.value, RigCapabilityError) and type(info.value).__name__ == error
+
+
+# -- one link-fault window and one "what this rig can inject" message for every rig --------------------
+
+def test_a_link_fault_is_active_from_its_onset_up_to_but_not_at_its_end():
+    from twin.sim.faults import FaultSpec
+    spec = FaultSpec(at="10s", kind="disconnect", duration="5s")
+    assert [spec.active_at(t) for t in (9.999, 10.0, 14.999, 15.0)] == [False, True, True, False]
+    forever = FaultSpec(at="0s", kind="drop", value=0.5)
+    assert forever.active_at(0.0) and forever.active_at(1e9)
+
+
+def test_every_rig_refuses_a_link_fault_it_cannot_inject_with_the_same_words():
+    from hil_rigs.session import RigCapabilityError
+    from hil_rigs.rigs import add_scenario_link_faults
+    from twin.sim.faults import FaultSpec, SimLinkFaults, unsupported_link_fault
+    spec = FaultSpec(at="1s", kind="corrupt", value=0.1)
+    assert unsupported_link_fault("corrupt", {"disconnect"}, "rig x") == \
+        "rig x cannot inject link fault 'corrupt' (it can: disconnect)"
+    assert unsupported_link_fault("corrupt", None, "rig x").endswith("(it can: none)")
+    assert unsupported_link_fault("disconnect", {"disconnect"}, "rig x") is None
+    with pytest.raises(ValueError, match=r"the simulated rig cannot inject link fault 'corrupt' \(it can: disconnect\)"):
+        SimLinkFaults().add(spec)
+    scenario = _with_faults(load_scenario("node", seed=1), spec)
+    with pytest.raises(RigError, match=r"rig sim cannot inject link fault 'corrupt' \(it can: disconnect\)"):
+        add_scenario_link_faults(SimLinkFaults(), scenario, "sim")
+    session, _ = _session()
+    session.board.link_faults = SimLinkFaults()
+    with pytest.raises(RigCapabilityError, match=r"rig sim cannot inject link fault 'corrupt' \(it can: disconnect\)"):
+        session.inject("corrupt", value=0.1)
+
+
+def _with_faults(scenario, *specs):
+    import dataclasses
+    return dataclasses.replace(scenario, faults=(*scenario.faults, *specs))

@@ -3,7 +3,7 @@
 ``FaultyLink(inner, seed=..., now_ns=..., disconnector=...)`` is itself a
 :class:`~firmware_bridge.transports.base.Transport`; the owner (``RemoteBoard``)
 sees a worse wire. Faults are scheduled in *scenario* time with :meth:`add`
-(objects with ``kind``, ``target``, ``value``, ``start_s``, ``end_s``, e.g.
+(objects with ``kind``, ``target``, ``value`` and ``active_at(t_s)``, e.g.
 :class:`twin.sim.faults.FaultSpec`); ``now_ns()`` says what scenario time the
 link is at (the rig passes the board's last step target). ``target`` picks
 the direction: ``"to_board"``, ``"to_twin"``, or ``""`` for both.
@@ -172,9 +172,10 @@ class FaultyLink:
 
     def add(self, spec) -> None:
         """Schedule a link fault (scenario time); ``ValueError`` for a kind or direction this link cannot do."""
-        if spec.kind not in self.kinds:
-            raise ValueError(f"link fault {spec.kind!r} cannot be injected on {self.name} "
-                             f"(it can: {', '.join(sorted(self.kinds))})")
+        from twin.sim.faults import unsupported_link_fault
+        problem = unsupported_link_fault(spec.kind, self.kinds, self.name)
+        if problem:
+            raise ValueError(problem)
         if spec.target not in ("", *_DIRECTIONS):
             raise ValueError(f"link fault {spec.kind}: target must be to_board, to_twin or empty, not {spec.target!r}")
         self._specs.append(spec)
@@ -245,14 +246,14 @@ class FaultyLink:
             for d in _DIRECTIONS:
                 act: dict[str, float] = {}
                 for s in self._specs:
-                    if s.kind != "disconnect" and s.target in ("", d) and s.start_s <= t_s < s.end_s:
+                    if s.kind != "disconnect" and s.target in ("", d) and s.active_at(t_s):
                         act[s.kind] = max(act.get(s.kind, 0.0), float(s.value))
                 self._cache[d] = act
         return self._cache[direction]
 
     def _disconnected(self) -> bool:
         t_s = self.now_ns() / 1e9
-        return any(s.kind == "disconnect" and s.start_s <= t_s < s.end_s for s in self._specs)
+        return any(s.kind == "disconnect" and s.active_at(t_s) for s in self._specs)
 
     async def _gate(self) -> None:
         if self._broken is not None:

@@ -16,9 +16,9 @@ from firmware_bridge.codec import MavlinkCodec
 from firmware_bridge.keys import create_key_file, load_key
 from firmware_bridge.messages import FaultInjectFields, fault_inject_message, message_class
 from firmware_bridge.remote_board import RemoteBoard
-from firmware_bridge.signing import ReplayTable, SigningClock, SigningPolicy
+from firmware_bridge.signing import DEFAULT_COMMAND_MESSAGES, ReplayTable, SigningClock, SigningPolicy
 from firmware_bridge.transports.serial_link import SerialLink
-from hil_rigs.board_server import BOARD_COMMAND_MESSAGES, BoardServer
+from hil_rigs.board_server import BoardServer
 from twin.hal import CHANNEL_INDEX
 from twin.scenarios import load_scenario
 from twin.sim.faults import FaultSpec
@@ -59,7 +59,7 @@ async def over_pty(pty_pair, tmp_path, twin_codec, script, *, board_policy_kw=No
     scenario = load_scenario("node")
     board = SimBoard(scenario, 1)
     link = SerialLink(pty_pair[1])
-    kw = {"command_messages": BOARD_COMMAND_MESSAGES, **(board_policy_kw or {})}
+    kw = {"command_messages": DEFAULT_COMMAND_MESSAGES, **(board_policy_kw or {})}
     server = BoardServer(board, link, MavlinkCodec(signing=policy(key, tmp_path, "board", **kw), link_id=2))
     codec = twin_codec(key)
     remote = RemoteBoard(SerialLink(pty_pair[0]), codec, rig="emulated-serial", step_timeout_s=1.0, retries=1)
@@ -164,12 +164,9 @@ def test_fault_injection_is_refused_by_a_server_whose_codec_would_take_it_unsign
         await remote.send_message(inject("nan", "t_battery_c", S))
         return await frames(remote, [S])
 
-    # The bridge's default command class (without SC_FAULT_INJECT): the board must not apply it.
-    from firmware_bridge.signing import DEFAULT_COMMAND_MESSAGES
+    # A codec whose command class leaves SC_FAULT_INJECT out would take it unsigned: the board must not apply it.
+    without = DEFAULT_COMMAND_MESSAGES - {"SC_FAULT_INJECT"}
     got, server = asyncio.run(over_pty(pty_pair, tmp_path, signed(tmp_path), script,
-                                       board_policy_kw={"command_messages": DEFAULT_COMMAND_MESSAGES}))
-    if "SC_FAULT_INJECT" in DEFAULT_COMMAND_MESSAGES:
-        assert server.stats["faults"] == 1  # the bridge made it command class itself
-    else:
-        assert server.stats["faults"] == 0 and server.stats["bad_faults"] == 1
-        assert not math.isnan(got[0].values[CHANNEL_INDEX["t_battery_c"]])
+                                       board_policy_kw={"command_messages": without}))
+    assert server.stats["faults"] == 0 and server.stats["bad_faults"] == 1
+    assert not math.isnan(got[0].values[CHANNEL_INDEX["t_battery_c"]])

@@ -29,8 +29,10 @@ class _LastResult:
     """``fn(values)`` remembered for the last input: a command's lists rarely change from one tick to the next.
 
     Inputs that compare equal give equal outputs for both functions above (0.0 and
-    -0.0 both clamp to 0.0; NaN is never equal, so it is recomputed). The result
-    is a fresh list every call: callers may keep or change it.
+    -0.0 both clamp to 0.0; ``list ==`` compares identity first, so the very same NaN
+    object counts as equal and gets the result computed for it, while any other NaN
+    is unequal and recomputed: right either way). The result is a fresh list every
+    call: callers may keep or change it.
     """
 
     __slots__ = ("fn", "last")

@@ -33,7 +33,7 @@ from twin.timeparse import parse_duration
 _GROUP_MEMBERS = [np.array([i for i, c in enumerate(CHANNELS) if c.group == g]) for g in GROUPS]
 
 __all__ = ["FaultSpec", "FaultInjector", "SimLinkFaults", "SENSOR_FAULTS", "DEVICE_FAULTS", "LINK_FAULTS",
-           "LINK_DIRECTIONS", "ALL_FAULTS"]
+           "LINK_DIRECTIONS", "ALL_FAULTS", "unsupported_link_fault"]
 
 SENSOR_FAULTS = ("nan", "stuck", "offset", "off", "stale", "range", "noise")
 DEVICE_FAULTS = ("heater_off", "heater_on", "tpu_crash", "string_loss", "isl_fail", "reboot")
@@ -93,6 +93,21 @@ class FaultSpec:
     @property
     def end_s(self) -> float:
         return self.start_s + parse_duration(self.duration) if self.duration else math.inf
+
+    def active_at(self, t_s: float) -> bool:
+        """True while the fault acts at scenario time ``t_s``: from its onset (inclusive) to its end (exclusive).
+
+        The one window every rig uses (the simulated board, ``FaultyLink``, the test session)."""
+        return self.start_s <= t_s < self.end_s
+
+
+def unsupported_link_fault(kind: str, kinds, where: str) -> str | None:
+    """None when ``kinds`` (what a link can inject; None: no link faults at all) holds ``kind``; otherwise the
+    one message every rig gives: ``"<where> cannot inject link fault '<kind>' (it can: ...)"``."""
+    if kinds is not None and kind in kinds:
+        return None
+    can = ", ".join(sorted(kinds)) if kinds else "none"
+    return f"{where} cannot inject link fault {kind!r} (it can: {can})"
 
 
 class FaultInjector:
@@ -213,12 +228,12 @@ class SimLinkFaults:
 
     def add(self, spec: FaultSpec) -> None:
         """Schedule a link fault; ``ValueError`` for a kind this rig cannot inject."""
-        if spec.kind not in self.kinds:
-            raise ValueError(f"link fault {spec.kind!r} cannot be injected on the simulated rig "
-                             f"(it can: {', '.join(sorted(self.kinds))})")
+        problem = unsupported_link_fault(spec.kind, self.kinds, "the simulated rig")
+        if problem:
+            raise ValueError(problem)
         self._specs.append(spec)
 
     def down(self, t_ns: int) -> bool:
         """True while a disconnect is active at scenario time ``t_ns``."""
         t_s = t_ns / 1e9
-        return any(s.start_s <= t_s < s.end_s for s in self._specs)
+        return any(s.active_at(t_s) for s in self._specs)
