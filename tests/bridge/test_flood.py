@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
-import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
-import pytest
 
 HANG_GUARD_S = 120            # turns a hang into a failure; never a speed assertion
 CONTROL_HZ = 100
@@ -32,28 +28,6 @@ FLOOD_HZ = 10 * CONTROL_HZ    # the board streams at 10x the rate the twin consu
 WARMUP, HALF = 100, 150       # control ticks
 MEMORY_SLACK = 256 * 1024     # bytes the second half's peak may exceed the first half's by
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def pty_pair(tmp_path):
-    socat = shutil.which("socat")
-    assert socat, "socat is not installed: apt-get install socat (scripts/test.sh does it)"
-    a, b = tmp_path / "twin-end", tmp_path / "board-end"
-    proc = subprocess.Popen([socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not (a.exists() and b.exists()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert a.exists() and b.exists(), "socat did not create the pty pair"
-        yield str(a), str(b)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _policy(key: bytes):

@@ -6,10 +6,6 @@ it sees on the simulated rig, so the telemetry digest is the same.
 """
 import asyncio
 import os
-import shutil
-import signal
-import subprocess
-import time
 
 import pytest
 
@@ -22,28 +18,6 @@ from hil_rigs.board_server import BoardServer
 from twin.run import run_scenario
 from twin.scenarios import load_scenario
 from twin.sim.simboard import SimBoard
-
-
-@pytest.fixture
-def pty_pair(tmp_path):
-    socat = shutil.which("socat")
-    assert socat, "socat is not installed: apt-get install socat (scripts/test.sh does it)"
-    a, b = tmp_path / "twin-end", tmp_path / "board-end"
-    proc = subprocess.Popen([socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not (a.exists() and b.exists()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert a.exists() and b.exists(), "socat did not create the pty pair"
-        yield str(a), str(b)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def policy(key, tmp_path, side):

@@ -5,10 +5,6 @@ These tests build their own pty pair and board server, so they run the same what
 """
 import asyncio
 import math
-import shutil
-import signal
-import subprocess
-import time
 
 import pytest
 
@@ -25,28 +21,6 @@ from twin.sim.faults import FaultSpec
 from twin.sim.simboard import SimBoard
 
 S = 1_000_000_000
-
-
-@pytest.fixture
-def pty_pair(tmp_path):
-    socat = shutil.which("socat")
-    assert socat, "socat is not installed: apt-get install socat (scripts/test.sh does it)"
-    a, b = tmp_path / "twin-end", tmp_path / "board-end"
-    proc = subprocess.Popen([socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not (a.exists() and b.exists()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert a.exists() and b.exists(), "socat did not create the pty pair"
-        yield str(a), str(b)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def policy(key, tmp_path, side, **kw):
