@@ -58,6 +58,7 @@ class SimBoard:
         self._last_kick_t_ns = 0
         self._t_ns = 0
         self._last_cmd: tuple | None = None
+        self._last_caps: list | None = None
         self._watchdog_ns = int(scenario.sensors.watchdog_timeout_s * 1e9)
         self._open = False
         self.link_faults = link_faults
@@ -74,7 +75,7 @@ class SimBoard:
     def safe(self) -> None:
         """Put every actuator in its safe state (rails off, heaters off, transmitter off)."""
         self.plant.act = Actuators.safe(self.plant.n_sat)
-        self._last_cmd = None
+        self._last_cmd = self._last_caps = None
 
     def reboot(self) -> None:
         """Board reboot: safe state, boot counter up, watchdog re-armed."""
@@ -121,19 +122,22 @@ class SimBoard:
         if cmd.watchdog_kick != self._last_kick:
             self._last_kick = cmd.watchdog_kick
             self._last_kick_t_ns = self._t_ns
-        # The kick and the mode change every tick; the hardware state rarely does.
-        state = (cmd.heater_duty, cmd.switch_tpu, cmd.switch_optical, cmd.tpu_cap, cmd.isl_enable,
+        # The kick and the mode change every tick, the TPU caps most ticks; the rest of the
+        # hardware state rarely does: write only what changed.
+        act = self.plant.act
+        if cmd.tpu_cap != self._last_caps:
+            self._last_caps = cmd.tpu_cap
+            act.tpu_cap[:] = cmd.tpu_cap
+        state = (cmd.heater_duty, cmd.switch_tpu, cmd.switch_optical, cmd.isl_enable,
                  cmd.downlink_enable, cmd.charge_enable)
         if state == self._last_cmd:
             return
         self._last_cmd = state
-        act = self.plant.act
         if act.switch_tpu[0] and not cmd.switch_tpu or act.switch_optical[0] and not cmd.switch_optical:
             self.plant.uvlo_latched[:] = False  # commanding a rail off re-arms undervoltage protection
         act.heater_duty[:] = cmd.heater_duty
         act.switch_tpu[:] = cmd.switch_tpu
         act.switch_optical[:] = cmd.switch_optical
-        act.tpu_cap[:] = cmd.tpu_cap
         act.isl_enable[:] = cmd.isl_enable
         act.downlink[:] = cmd.downlink_enable
         act.charge_enable[:] = cmd.charge_enable
